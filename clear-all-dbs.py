@@ -1,0 +1,22 @@
+#!/usr/bin/env python3
+"""Delete every document of the six DRAWS tables. Asks nothing: use with care.
+
+Indexes are kept; no other database on the server is touched.
+"""
+
+import click
+
+from draws.actors.cleaner import clear_all
+from draws.runtime import Context, run_main
+
+
+@click.command(help=__doc__)
+@run_main("clear-all-dbs")
+def main():
+    ctx = Context.start("clear-all-dbs")
+    for table, count in clear_all(ctx.server).items():
+        ctx.log.info("%-18s %d document(s) deleted", table, count)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Operator tools: `python -m draws COMMAND` (see --help)."""
+
+import json
+import os
+import sys
+
+import click
+
+from . import rpc
+from . import server as embedded
+from .exceptions import InvalidRequest
+from .runtime import Context, run_main
+
+
+@click.group()
+def cli():
+    """DRAWS operator tools."""
+
+
+def _value(text):
+    """key=value values: JSON when they parse as JSON (numbers, null, lists), else strings."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@cli.command()
+@click.argument("selector")
+@click.argument("fields", nargs=-1)
+@run_main("send")
+def send(selector, fields):
+    """Send a message whose body is the FIELDS given as key=value.
+
+    Example: python -m draws send ingest.JAO ousUID=uid://X1/X1/Xb0 timestamp=2018-07-24T09:49:20.902
+    """
+    body = {}
+    for field in fields:
+        key, sep, value = field.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"{field!r} is not key=value")
+        body[key] = _value(value)
+    ctx = Context.start("send", log=False)
+    for mid in ctx.bus.send(selector, body):
+        click.echo(f"sent {mid} to {selector}")
+
+
+@cli.command(name="rpc")
+@click.argument("selector")
+@click.argument("request")
+@click.option("-t", "--timeout", default=30.0, show_default=True, help="Seconds to wait for the reply.")
+@run_main("rpc")
+def rpc_command(selector, request, timeout):
+    """Send the JSON REQUEST to the executor on SELECTOR and print its reply.
+
+    Example: python -m draws rpc xtss '{"operation": "get-ouss-by-state-substate",
+    "state": "ReadyForProcessing", "substate": "^Pipeline"}'
+    """
+    try:
+        body = json.loads(request)
+    except ValueError as exc:
+        raise InvalidRequest(f"REQUEST is not JSON: {exc}") from None
+    ctx = Context.start("rpc", log=False)
+    reply = rpc.call(ctx.bus, selector, body, timeout=timeout)
+    click.echo(json.dumps(reply, indent=2))
+    if rpc.is_error(reply):
+        sys.exit(1)
+
+
+@cli.group()
+def server():
+    """The embedded CouchDB-compatible server (PouchDB Server)."""
+
+
+def _var():
+    return os.environ.get("DRAWS_VAR", str(embedded.ROOT / "var"))
+
+
+@server.command()
+def start():
+    """Start it on DRAWS_COUCHDB_URL's port, unless a CouchDB answers there."""
+    from . import config
+    sys.exit(embedded.start(config.load().couchdb_url, _var()))
+
+
+@server.command()
+def stop():
+    """Stop the server that `start` started (and nothing else)."""
+    sys.exit(embedded.stop(_var()))

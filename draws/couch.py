@@ -1,0 +1,265 @@
+"""The only code that talks HTTP to CouchDB (Apache CouchDB 3.x or PouchDB Server).
+
+* JSON is always sent with its content type (PouchDB Server silently stores
+  an empty document otherwise).
+* Credentials are taken out of the URL and sent as HTTP basic auth, so no
+  URL we print, log or raise ever carries them.
+* While the server cannot be reached, requests wait and retry with backoff,
+  saying once that they wait; typed errors for everything else.
+"""
+
+import logging
+import threading
+import time
+import json
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import requests
+
+from .exceptions import Conflict, CouchError, NotFound, Unauthorized, Unavailable
+
+log = logging.getLogger("draws.couch")
+
+DEFAULT_TIMEOUT = 30.0  # seconds; PouchDB Server can hang on some refused requests
+
+
+def split_credentials(url):
+    """(url without user info, (user, password) or None)."""
+    parts = urlsplit(url)
+    if not parts.username and not parts.password:
+        return url.rstrip("/"), None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host += f":{parts.port}"
+    auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+    return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/"), auth
+
+
+def safe_url(url):
+    """The URL with any credentials removed: the only form we ever show."""
+    return split_credentials(url)[0]
+
+
+def doc_path(doc_id):
+    if doc_id.startswith("_design/"):
+        return "_design/" + quote(doc_id[len("_design/"):], safe="")
+    return quote(doc_id, safe="")
+
+
+class Server:
+    """A CouchDB server. Thread-safe: each thread gets its own HTTP session."""
+
+    def __init__(self, url, timeout=DEFAULT_TIMEOUT, wait=True, max_wait=None):
+        self.url, self._auth = split_credentials(url)
+        self.timeout = timeout
+        self.wait = wait            # retry while unreachable?
+        self.max_wait = max_wait    # give up after this many seconds (None: never)
+        self._local = threading.local()
+        self._waiting = threading.Event()  # set while we report being cut off
+
+    def __repr__(self):
+        return f"Server({self.url!r})"
+
+    @property
+    def session(self):
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.auth = self._auth
+            s.headers["Accept"] = "application/json"
+            self._local.session = s
+        return s
+
+    def request(self, method, path, *, body=None, params=None, data=None,
+                headers=None, timeout=None, wait=None, raw=False):
+        """Send one request; return the decoded JSON (or the response if raw)."""
+        url = f"{self.url}/{path}"
+        wait = self.wait if wait is None else wait
+        delay, started = 0.2, time.monotonic()
+        while True:
+            try:
+                resp = self.session.request(
+                    method, url, json=body, params=params, data=data, headers=headers,
+                    timeout=timeout or self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                reason = _short_reason(exc)
+                if isinstance(exc, requests.ReadTimeout) and timeout:
+                    raise  # a caller-chosen read timeout (long polls) is not an outage
+                if not wait or (self.max_wait is not None
+                                and time.monotonic() - started > self.max_wait):
+                    raise Unavailable(f"CouchDB at {self.url} is unreachable ({reason})") from None
+                if not self._waiting.is_set():
+                    self._waiting.set()
+                    log.warning("waiting for CouchDB at %s (%s)", self.url, reason)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self._waiting.is_set():
+                self._waiting.clear()
+                log.warning("CouchDB at %s answers again", self.url)
+            if resp.status_code >= 400:
+                _raise_for(resp, method, path)
+            if raw:
+                return resp
+            return resp.json() if resp.content else None
+
+    def db(self, name):
+        return Database(self, name)
+
+    def all_dbs(self):
+        return self.request("GET", "_all_dbs")
+
+    def up(self):
+        """True when the server answers (one quick try, no waiting)."""
+        try:
+            self.request("GET", "", wait=False, timeout=3)
+            return True
+        except CouchError:
+            return False
+
+
+def _short_reason(exc):
+    text = str(exc)
+    for key in ("Connection refused", "timed out", "Name or service not known",
+                "Connection reset", "Remote end closed"):
+        if key.lower() in text.lower():
+            return key.lower()
+    return type(exc).__name__
+
+
+def _raise_for(resp, method, path):
+    try:
+        info = resp.json()
+        reason = f"{info.get('error', '')}: {info.get('reason', '')}".strip(": ")
+    except ValueError:
+        reason = resp.text[:200]
+    where = f"{method} /{path.split('?')[0]}"
+    kind = {404: NotFound, 409: Conflict, 412: Conflict, 401: Unauthorized,
+            403: Unauthorized}.get(resp.status_code, CouchError)
+    raise kind(f"{where}: {resp.status_code} {reason}", resp.status_code)
+
+
+class Database:
+    """One CouchDB database (a DRAWS table)."""
+
+    def __init__(self, server, name):
+        self.server = server
+        self.name = name
+        self._q = quote(name, safe="")
+
+    def __repr__(self):
+        return f"Database({self.name!r})"
+
+    def _req(self, method, path="", **kw):
+        return self.server.request(method, f"{self._q}/{path}" if path else self._q, **kw)
+
+    # -- the database itself
+    def create(self):
+        """Create the database; True if it was new."""
+        try:
+            self._req("PUT")
+            return True
+        except Conflict:
+            return False
+
+    def info(self):
+        return self._req("GET")
+
+    def exists(self):
+        try:
+            self.info()
+            return True
+        except NotFound:
+            return False
+
+    def ensure_index(self, fields, name):
+        return self._req("POST", "_index", body={
+            "index": {"fields": fields}, "name": name, "ddoc": f"draws-{name}", "type": "json"})
+
+    # -- documents
+    def get(self, doc_id, **params):
+        return self._req("GET", doc_path(doc_id), params=params or None)
+
+    def get_or_none(self, doc_id):
+        try:
+            return self.get(doc_id)
+        except NotFound:
+            return None
+
+    def put(self, doc):
+        """Create or update DOC (with _id, and _rev when updating); sets its new _rev."""
+        res = self._req("PUT", doc_path(doc["_id"]), body=doc)
+        doc["_rev"] = res["rev"]
+        return doc
+
+    def delete(self, doc_id, rev):
+        return self._req("DELETE", doc_path(doc_id), params={"rev": rev})
+
+    def bulk(self, docs):
+        """POST _bulk_docs; returns the per-document results."""
+        return self._req("POST", "_bulk_docs", body={"docs": docs})
+
+    def all_docs(self, **params):
+        for key in ("key", "startkey", "endkey", "start_key", "end_key"):
+            if key in params:
+                params[key] = json.dumps(params[key])
+        return self._req("GET", "_all_docs", params=params)
+
+    def ids(self):
+        """Every document id except design documents."""
+        rows = self.all_docs()["rows"]
+        return [r["id"] for r in rows if not r["id"].startswith("_design/")]
+
+    def find(self, selector, sort=None, limit=None, fields=None, skip=None):
+        """Documents matching a Mango selector."""
+        query = {"selector": selector, "limit": limit or 100000}
+        if sort:
+            query["sort"] = sort
+        if fields:
+            query["fields"] = fields
+        if skip:
+            query["skip"] = skip
+        return self._req("POST", "_find", body=query)["docs"]
+
+    def put_attachment(self, doc_id, rev, name, content, content_type="application/octet-stream"):
+        res = self._req("PUT", f"{doc_path(doc_id)}/{quote(name, safe='')}",
+                        params={"rev": rev}, data=content,
+                        headers={"Content-Type": content_type})
+        return res["rev"]
+
+    def get_attachment(self, doc_id, name):
+        return self._req("GET", f"{doc_path(doc_id)}/{quote(name, safe='')}", raw=True).content
+
+    def changes(self, since, timeout_ms=None, include_docs=True, limit=None, read_timeout=None):
+        """One _changes request: a long poll when timeout_ms is given."""
+        params = {"since": since, "include_docs": "true" if include_docs else "false"}
+        if timeout_ms is not None:
+            params.update(feed="longpoll", timeout=int(timeout_ms))
+        if limit:
+            params["limit"] = limit
+        return self._req("GET", "_changes", params=params, timeout=read_timeout)
+
+    def update(self, doc_id, change, create=None, attempts=20):
+        """Read-modify-write with retry on conflict.
+
+        CHANGE(doc) edits the document in place (returning False leaves it
+        unwritten); CREATE() makes the first version when it does not exist.
+        Returns the document as written (or as found when unchanged).
+        """
+        for _ in range(attempts):
+            try:
+                doc = self.get(doc_id)
+            except NotFound:
+                if create is None:
+                    raise
+                doc = create()
+                doc["_id"] = doc_id
+            if change(doc) is False:
+                return doc
+            try:
+                return self.put(doc)
+            except Conflict:
+                continue
+        raise Conflict(f"{self.name}/{doc_id}: still changing after {attempts} attempts", 409)

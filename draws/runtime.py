@@ -1,0 +1,85 @@
+"""What every actor does at start: logging, settings, CouchDB, tables, bus.
+
+Scripts stay thin: they parse their arguments and call ``Context.start``,
+wrapped in ``run_main`` so that a missing setting or an unreachable server is
+one clear sentence and an exit status, not a traceback.
+"""
+
+import functools
+import logging
+import os
+import sys
+
+from . import config, tables
+from .bus import Bus
+from .couch import Server, safe_url
+from .exceptions import DrawsError
+from .xtss import Client
+
+LOG_FORMAT = "%(asctime)s.%(msecs)03d %(actor)-18s %(levelname)-7s %(message)s"
+
+
+class _ActorFilter(logging.Filter):
+    def __init__(self, actor):
+        super().__init__()
+        self.actor = actor
+
+    def filter(self, record):
+        record.actor = self.actor
+        return True
+
+
+def setup_logging(actor, level=None):
+    level = level or os.environ.get("DRAWS_LOG_LEVEL", "INFO").upper()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
+    handler.addFilter(_ActorFilter(actor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("urllib3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return logging.getLogger(f"draws.{actor}")
+
+
+class Context:
+    """An actor's settings, CouchDB server, bus and XTSS client."""
+
+    def __init__(self, actor, settings, server):
+        self.actor = actor
+        self.settings = settings
+        self.server = server
+        self.bus = Bus(server, actor=actor)
+        self.xtss = Client(self.bus, timeout=settings.rpc_timeout)
+        self.log = logging.getLogger(f"draws.{actor}")
+
+    @classmethod
+    def start(cls, actor, require=(), settings=None, log=True):
+        if log:
+            setup_logging(actor)
+        settings = settings or config.load()
+        settings.require(*require)
+        server = Server(settings.couchdb_url)
+        tables.ensure(server)
+        return cls(actor, settings, server)
+
+    @property
+    def couch_url(self):
+        return safe_url(self.settings.couchdb_url)
+
+
+def run_main(actor):
+    """Decorator for a script's main(): clean exits on errors and Ctrl-C."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def main(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(f"\n{actor}: stopped", file=sys.stderr)
+                sys.exit(0)
+            except DrawsError as exc:
+                print(f"{actor}: error: {exc}", file=sys.stderr)
+                sys.exit(1)
+        return main
+    return wrap

@@ -1,0 +1,109 @@
+"""Test helpers: free ports, waiting on conditions, actor subprocesses."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=60.0, interval=0.05, what="condition"):
+    """Poll PREDICATE until it returns a truthy value; fail after TIMEOUT s."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the condition may not be checkable yet
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}"
+                         + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+class Actor:
+    """One actor script run as a real subprocess, its output in a log file."""
+
+    def __init__(self, name, argv, env, log_path, stdin=None, cwd=ROOT):
+        self.name = name
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            argv, env=env, cwd=str(cwd), stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if stdin == "pipe" else subprocess.DEVNULL,
+            start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def write(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def close_stdin(self):
+        self.proc.stdin.close()
+
+    def kill(self, sig=signal.SIGKILL):
+        """Kill the actor and everything it started."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+class Actors:
+    """Starts actor scripts with a test's environment; kills them all at the end."""
+
+    def __init__(self, env, log_dir):
+        self.env = env
+        self.log_dir = Path(log_dir)
+        self.started = []
+
+    def start(self, script, *args, name=None, env=None, stdin=None):
+        name = name or Path(script).stem
+        full_env = dict(self.env, **(env or {}))
+        argv = [sys.executable, "-u"] + ([str(ROOT / script)] if script.endswith(".py")
+                                         else ["-m", script]) + [str(a) for a in args]
+        actor = Actor(name, argv, full_env, self.log_dir / f"{name}-{len(self.started)}.log", stdin=stdin)
+        self.started.append(actor)
+        return actor
+
+    def run(self, script, *args, env=None, input=None, timeout=120):
+        """Run a script to completion; return the CompletedProcess (text)."""
+        full_env = dict(self.env, **(env or {}))
+        argv = [sys.executable, str(ROOT / script)] + [str(a) for a in args]
+        return subprocess.run(argv, env=full_env, cwd=str(ROOT), input=input, text=True,
+                              capture_output=True, timeout=timeout)
+
+    def stop_all(self):
+        for actor in reversed(self.started):
+            actor.kill()
+
+    def logs(self):
+        return "\n".join(f"--- {a.name} ---\n{a.log()}" for a in self.started)

@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""XTSS: serve OUS status requests on the selector `xtss`.
+
+Operations: set-state, set-substate, set-exec, clear-exec and
+get-ouss-by-state-substate. Like the original it does not check
+transitions, unless --strict is given.
+"""
+
+import click
+
+from draws import rpc, xtss
+from draws.runtime import Context, run_main
+
+
+@click.command(help=__doc__)
+@click.option("--strict", is_flag=True, help="Reject state changes that are not life-cycle transitions.")
+@click.option("-n", "--workers", default=2, show_default=True, help="Requests served at once.")
+@run_main("xtss")
+def main(strict, workers):
+    ctx = Context.start("xtss")
+    executor = rpc.Executor(ctx.bus, xtss.SELECTOR, xtss.Service(ctx.server, strict=strict),
+                            concurrency=workers)
+    ctx.log.info("serving selector '%s' with CouchDB at %s%s", xtss.SELECTOR, ctx.couch_url,
+                 " (strict transitions)" if strict else "")
+    executor.run()
+
+
+if __name__ == "__main__":
+    main()
