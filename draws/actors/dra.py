@@ -1,0 +1,66 @@
+"""DRA, the Data Reducer Assignment tool: send OUSs to a site's Pipeline.
+
+An OUS that is ReadyForProcessing with a Pipeline recipe is assigned to an
+executive (a site): XTSS sets it Processing and flags the executive, and
+the site's Torque/Maui gets ``pipeline.process.<LOC>``.
+"""
+
+from .. import tables
+from ..config import LOCATIONS
+from ..exceptions import InvalidRequest
+from ..ous import is_pipeline_recipe
+from ..prompt import Console, pick_loop
+from ..watch import Trigger
+
+STATE = "ReadyForProcessing"
+PIPELINE = "^Pipeline"
+
+
+def check_location(location):
+    where = (location or "").upper()
+    if where not in LOCATIONS:
+        raise InvalidRequest(f"{location!r} is not a location (one of {', '.join(LOCATIONS)}): "
+                             "use -a LOCATION or set DRAWS_LOCATION")
+    return where
+
+
+class Dra:
+    def __init__(self, ctx, location):
+        self.ctx = ctx
+        self.location = check_location(location)
+
+    def ready(self):
+        """ReadyForProcessing OUSs with a Pipeline recipe, by UID (through XTSS)."""
+        return self.ctx.xtss.find(STATE, PIPELINE)
+
+    def assign(self, ous):
+        uid, recipe = ous["entityId"], ous.get("substate")
+        xtss = self.ctx.xtss
+        xtss.set_state(uid, "Processing")
+        xtss.set_exec(uid, self.location)
+        self.ctx.bus.send(f"pipeline.process.{self.location}",
+                          {"progID": ous.get("progID"), "ousUID": uid, "recipe": recipe})
+        self.ctx.log.info("%s (%s, %s) assigned to %s", uid, ous.get("progID"), recipe, self.location)
+
+    def interactive(self, console=None):
+        console = console or Console()
+        console.say(f"DRA: assigning OUSs to {self.location}.")
+
+        def act(ous):
+            self.assign(ous)
+            console.say(f"{ous['entityId']} is Processing at {self.location}.")
+        return pick_loop(console, "OUSs ready for Pipeline processing",
+                         ("UID", "Program", "Recipe"), self.ready,
+                         lambda o: (o["entityId"], o.get("progID", ""), o.get("substate", "")), act)
+
+    def auto(self):
+        """Assign every such OUS as it appears; never returns."""
+        self.ctx.log.info("assigning every OUS ready for Pipeline processing to %s", self.location)
+
+        def relevant(doc):
+            return doc.get("state") == STATE and is_pipeline_recipe(doc.get("substate"))
+
+        def work():
+            for ous in self.ready():
+                self.assign(ous)
+        Trigger().watch(self.ctx.server.db(tables.STATUS), relevant).run(work)

@@ -1,0 +1,206 @@
+"""A site's file cache (spec §4): products directories, weblog zips, weblogs/.
+
+Everything lands under its real name in one step: copies, rsync pulls and
+weblog expansions go to a hidden temporary name in the same folder and are
+then renamed, so a reader (the Product Ingestor, a browser) never sees a
+half-written directory. Names come from messages and are checked with
+``products.check_name``; zip entries and HTTP paths never leave the cache.
+"""
+
+import functools
+import http.server
+import logging
+import os
+import re
+import shutil
+import stat
+import subprocess
+import threading
+import uuid
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from .exceptions import DrawsError, InvalidRequest
+from .products import check_name
+
+log = logging.getLogger("draws.cache")
+
+WEBLOGS = "weblogs"
+MAX_WEBLOG_BYTES = 200 * 1024 * 1024   # expanded size; a bigger zip is refused (zip bomb)
+# rsync's own rule: a colon before any slash makes host:path (or user@host:path) remote.
+REMOTE_RE = re.compile(r"^[^/:]+:")
+
+
+class TransferError(DrawsError):
+    """rsync could not copy a file; the text is one line saying why."""
+
+
+def is_remote(location):
+    return bool(REMOTE_RE.match(location))
+
+
+def rsync(source, dest):
+    """``rsync -a --delete -- SOURCE DEST``; TransferError with a one-line reason on failure."""
+    argv = ["rsync", "-a", "--delete", "--timeout=120"]
+    if is_remote(source) and "RSYNC_RSH" not in os.environ:
+        argv.append("--rsh=ssh -o BatchMode=yes")   # never stop to ask a password
+    argv += ["--", source, str(dest)]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise TransferError("rsync is not installed (apt-get install rsync)") from None
+    if proc.returncode != 0:
+        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        reason = lines[0] if lines else "no message"
+        raise TransferError(f"rsync {source} failed (exit {proc.returncode}): {reason}")
+
+
+def _remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+class Cache:
+    """The cache folder ROOT, with its weblogs/ subfolder."""
+
+    def __init__(self, root):
+        self.root = Path(root).resolve()
+        self.weblogs = self.root / WEBLOGS
+        self.weblogs.mkdir(parents=True, exist_ok=True)
+
+    def path(self, name):
+        return self.root / check_name(name)
+
+    def _temp(self, folder, name):
+        return folder / f".{name}.part-{uuid.uuid4().hex[:8]}"
+
+    def _publish(self, temp, target):
+        """Rename the finished TEMP to TARGET; a directory already there is kept."""
+        try:
+            os.replace(temp, target)   # atomic for files; for directories only if TARGET is absent
+        except OSError:
+            if not target.is_dir():
+                _remove(temp)
+                raise
+            _remove(temp)   # a products directory is immutable: the one there is complete
+            log.info("%s was already in the cache", target.name)
+        return target
+
+    def add(self, source, name=None):
+        """Copy the file or directory SOURCE into the cache as NAME."""
+        source = Path(source)
+        target = self.path(name or source.name)
+        if target.is_dir():
+            return target
+        temp = self._temp(self.root, target.name)
+        try:
+            if source.is_dir():
+                shutil.copytree(source, temp, symlinks=True)
+            else:
+                shutil.copy2(source, temp)
+        except BaseException:
+            _remove(temp)
+            raise
+        return self._publish(temp, target)
+
+    def pull(self, location, name, is_dir):
+        """Fetch NAME from the cache at LOCATION (a path or user@host:path) with rsync."""
+        target = self.path(name)
+        if is_dir and target.is_dir():
+            return target
+        if not is_remote(location):
+            location = str(Path(location).resolve())
+        source = f"{location.rstrip('/')}/{name}" + ("/" if is_dir else "")
+        temp = self._temp(self.root, name)
+        try:
+            rsync(source, temp)
+        except BaseException:
+            _remove(temp)
+            raise
+        return self._publish(temp, target)
+
+    def expand_weblog(self, zip_path):
+        """Expand a weblog zip into weblogs/<stem>/, refusing any entry that would leave it."""
+        zip_path = Path(zip_path)
+        stem = check_name(zip_path.stem)
+        target = self.weblogs / stem
+        if target.is_dir():
+            return target
+        temp = self._temp(self.weblogs, stem)
+        try:
+            with zipfile.ZipFile(zip_path) as zf:
+                members = zf.infolist()
+                _check_members(members, stem, zip_path.name)
+                temp.mkdir()
+                for info in members:
+                    zf.extract(info, temp)
+            published = temp / stem
+            if not published.is_dir():
+                raise InvalidRequest(f"{zip_path.name} holds no {stem}/ folder")
+            try:
+                os.rename(published, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+        except zipfile.BadZipFile as exc:
+            raise InvalidRequest(f"{zip_path.name} is not a valid zip file: {exc}") from None
+        finally:
+            _remove(temp)
+        log.info("expanded %s into %s/%s", zip_path.name, WEBLOGS, stem)
+        return target
+
+
+def _check_members(members, stem, zip_name):
+    total = 0
+    for info in members:
+        name = info.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        mode = info.external_attr >> 16
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+            why = "an absolute path"
+        elif ".." in parts:
+            why = "a '..' component"
+        elif stat.S_ISLNK(mode):
+            why = "a symbolic link"
+        elif not parts or parts[0] != stem:
+            why = f"outside the {stem}/ folder"
+        else:
+            total += info.file_size
+            if total > MAX_WEBLOG_BYTES:
+                raise InvalidRequest(f"{zip_name} expands beyond {MAX_WEBLOG_BYTES} bytes: refused")
+            continue
+        raise InvalidRequest(f"{zip_name}: entry {name!r} is {why}: refused, nothing expanded")
+
+
+# -- serving the cache over HTTP
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Files and directory listings of the cache folder, and nothing outside it."""
+
+    def send_head(self):
+        real = os.path.realpath(self.translate_path(self.path))
+        root = os.path.realpath(self.directory)
+        if real != root and not real.startswith(root + os.sep):
+            self.send_error(404, "Not in the cache")
+            return None
+        return super().send_head()
+
+    def log_message(self, fmt, *args):
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+
+class HTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def serve(root, host="127.0.0.1", port=8000):
+    """Serve the cache folder ROOT from a background thread; returns the server."""
+    handler = functools.partial(_Handler, directory=str(Path(root).resolve()))
+    try:
+        httpd = HTTPServer((host, port), handler)
+    except OSError as exc:
+        raise DrawsError(f"cannot serve the cache on {host}:{port}: {exc.strerror}") from None
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="cache-http").start()
+    return httpd

@@ -1,0 +1,161 @@
+"""The message bus: order, groups, errors, leases and exactly-once delivery."""
+
+import sys
+import threading
+import time
+
+import pytest
+
+from draws.bus import Bus, timestamp
+from draws.exceptions import InvalidRequest
+from support import ROOT, wait_for
+
+
+@pytest.fixture
+def bus(server):
+    b = Bus(server, actor="test")
+    yield b
+    b.close()
+
+
+def collector():
+    seen, lock = [], threading.Lock()
+
+    def handle(message):
+        with lock:
+            seen.append(message)
+    return seen, handle
+
+
+def msgq_docs(server, **selector):
+    return server.db("msgq").find(dict({"selector": {"$gt": None}}, **selector))
+
+
+def test_message_has_the_spec_shape(bus, server):
+    (mid,) = bus.send("some.selector", {"a": 1})
+    doc = server.db("msgq").get(mid)
+    assert doc["selector"] == "some.selector"
+    assert doc["consumed"] is False
+    assert doc["body"] == {"a": 1}
+    assert mid.startswith(doc["creationTimestamp"] + "-")
+    assert len(mid.split("-")[-1]) == 32
+    assert doc["originIP"]
+    assert "msgbackID" not in doc
+
+
+def test_messages_are_handled_oldest_first(bus):
+    for i in range(20):
+        bus.send("order.test", {"i": i})
+    seen, handle = collector()
+    receiver = bus.listen("order.test", handle)
+    wait_for(lambda: len(seen) == 20, what="20 messages")
+    receiver.stop()
+    assert [m.body["i"] for m in seen] == list(range(20))
+
+
+def test_messages_sent_while_listening_arrive(bus):
+    seen, handle = collector()
+    receiver = bus.listen("live.*", handle)
+    time.sleep(0.3)
+    bus.send("live.a", "one")
+    bus.send("live.b", "two")
+    bus.send("other", "not mine")
+    wait_for(lambda: len(seen) == 2, what="2 messages")
+    receiver.stop()
+    assert sorted(m.body for m in seen) == ["one", "two"]
+
+
+def test_group_sends_one_copy_per_member(bus, server):
+    bus.define_group("state.change.*", ["member.a", "member.b"])
+    ids = bus.send("state.change.*", {"x": 1})
+    assert len(ids) == 2
+    selectors = sorted(server.db("msgq").get(i)["selector"] for i in ids)
+    assert selectors == ["member.a", "member.b"]
+
+
+def test_sending_to_an_undefined_group_is_refused(bus):
+    with pytest.raises(InvalidRequest, match="no group"):
+        bus.send("nobody.*", {})
+
+
+@pytest.mark.parametrize("selector", ["", "has space", "a/b", None, 5, "x" * 300])
+def test_bad_selectors_are_refused(bus, selector):
+    with pytest.raises(InvalidRequest):
+        bus.send(selector, {})
+
+
+def test_a_failing_handler_marks_the_message_failed_and_goes_on(bus, server):
+    seen = []
+
+    def handle(message):
+        if message.body == "bad":
+            raise ValueError("cannot digest this")
+        seen.append(message.body)
+    receiver = bus.listen("fragile", handle)
+    (bad,) = bus.send("fragile", "bad")
+    bus.send("fragile", "good")
+    wait_for(lambda: seen == ["good"], what="the good message")
+    doc = wait_for(lambda: (lambda d: d if d.get("status") == "failed" else None)(
+        server.db("msgq").get(bad)), what="the failed mark")
+    receiver.stop()
+    assert doc["consumed"] is True
+    assert "ValueError: cannot digest this" in doc["error"]
+
+
+def test_a_message_written_by_another_program_is_delivered(bus, server):
+    seen, handle = collector()
+    receiver = bus.listen("handmade", handle)
+    now = timestamp()
+    server.db("msgq").put({"_id": f"{now}-{'0' * 32}", "creationTimestamp": now,
+                           "originIP": "10.0.0.1", "selector": "handmade",
+                           "consumed": False, "body": [1, 2]})
+    wait_for(lambda: seen, what="the handmade message")
+    receiver.stop()
+    assert seen[0].body == [1, 2]
+
+
+def worker(actors, couch_url, selector, outfile, mode="record", lease=30):
+    return actors.start(str(ROOT / "tests" / "bus_worker.py"), couch_url, selector, outfile,
+                        mode, lease, name=f"worker-{mode}")
+
+
+def handled_ids(path):
+    """Ids a bus_worker recorded, one line "<id> <pid>" per handled message."""
+    return [line.split()[0] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_lease_expires_after_a_receiver_is_killed(bus, server, actors, couch_url, tmp_path):
+    hung = tmp_path / "hung.txt"
+    dead = worker(actors, couch_url, "leased", hung, mode="hang", lease=2)
+    (mid,) = bus.send("leased", {"job": 1})
+    wait_for(lambda: hung.exists() and mid in hung.read_text(), what="the claim")
+    doc = server.db("msgq").get(mid)
+    assert doc["status"] == "claimed" and doc["consumed"] is True
+    dead.kill()  # SIGKILL: no chance to release the claim
+
+    done = tmp_path / "done.txt"
+    worker(actors, couch_url, "leased", done)
+    wait_for(lambda: mid in handled_ids(done), timeout=60, what="redelivery after the lease")
+    doc = wait_for(lambda: (lambda d: d if d.get("status") == "done" else None)(
+        server.db("msgq").get(mid)), what="done mark")
+    assert doc["attempts"] == 2
+
+
+def test_exactly_once_with_four_receiver_processes(bus, server, actors, couch_url, tmp_path):
+    outs = [tmp_path / f"w{i}.txt" for i in range(4)]
+    for out in outs:
+        worker(actors, couch_url, "work.queue", out)
+    time.sleep(1.0)  # let them start listening, so that they compete
+    sent = set()
+    for i in range(500):
+        sent.update(bus.send("work.queue", {"n": i}))
+
+    def all_handled():
+        return sum(len(handled_ids(o)) for o in outs) >= 500
+    wait_for(all_handled, timeout=180, interval=0.5, what="500 messages handled")
+    time.sleep(1.0)  # a duplicate would show up now
+    ids = [i for o in outs for i in handled_ids(o)]
+    assert len(ids) == 500, "some message was handled twice"
+    assert set(ids) == sent
+    assert sum(1 for o in outs if handled_ids(o)) >= 2, "one receiver took everything"
+    wait_for(lambda: not msgq_docs(server, consumed=False), what="no unconsumed messages")

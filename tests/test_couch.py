@@ -1,0 +1,75 @@
+"""The CouchDB client: content type, typed errors, credentials, waiting."""
+
+import logging
+import threading
+import time
+
+import pytest
+
+from draws import server as embedded
+from draws.couch import Server, safe_url, split_credentials
+from draws.exceptions import Conflict, NotFound, Unavailable
+from support import free_port
+
+
+def test_credentials_are_split_off_the_url():
+    url, auth = split_credentials("http://admin:s3cr%40t@db.example:5984/")
+    assert url == "http://db.example:5984"
+    assert auth == ("admin", "s3cr@t")
+    assert safe_url("http://u:p@h:1") == "http://h:1"
+    assert split_credentials("http://h:1") == ("http://h:1", None)
+    assert "s3cr" not in repr(Server("http://admin:s3cret@h:1"))
+
+
+def test_documents_keep_their_fields_and_errors_are_typed(server):
+    db = server.db("msgq")
+    doc = db.put({"_id": "x-1", "field": "value"})
+    assert db.get("x-1")["field"] == "value"  # PouchDB stores {} without the JSON content type
+    with pytest.raises(Conflict):
+        db.put({"_id": "x-1", "field": "other"})
+    with pytest.raises(NotFound):
+        db.get("nope")
+    db.delete("x-1", doc["_rev"])
+
+
+def test_update_retries_on_conflict(server):
+    db = server.db("msgq")
+    db.put({"_id": "counter", "n": 0})
+
+    def bump():
+        for _ in range(10):
+            db.update("counter", lambda d: d.__setitem__("n", d["n"] + 1))
+    threads = [threading.Thread(target=bump) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert db.get("counter")["n"] == 30
+
+
+def test_unreachable_server_fails_fast_when_told_not_to_wait():
+    srv = Server(f"http://user:pw@127.0.0.1:{free_port()}", wait=False)
+    with pytest.raises(Unavailable) as info:
+        srv.all_dbs()
+    assert "unreachable" in str(info.value) and "pw" not in str(info.value)
+
+
+def test_requests_wait_for_the_server_and_log_once(tmp_path, caplog):
+    url = f"http://127.0.0.1:{free_port()}"
+    srv = Server(url)
+    result = {}
+    caplog.set_level(logging.WARNING, logger="draws.couch")
+    t = threading.Thread(target=lambda: result.setdefault("dbs", srv.all_dbs()))
+    t.start()
+    time.sleep(1.5)
+    assert "dbs" not in result
+    proc = embedded.spawn(url, tmp_path, in_memory=True)
+    try:
+        t.join(30)
+        assert isinstance(result["dbs"], list)
+    finally:
+        proc.kill()
+        proc.wait()
+    waits = [r.getMessage() for r in caplog.records if "waiting for CouchDB" in r.getMessage()]
+    assert waits == [f"waiting for CouchDB at {url} (connection refused)"]
+    assert any("answers again" in r.getMessage() for r in caplog.records)

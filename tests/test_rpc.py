@@ -1,0 +1,59 @@
+"""RPC over the bus: replies, errors and timeouts."""
+
+import time
+
+import pytest
+
+from draws import rpc
+from draws.bus import Bus
+from draws.exceptions import InvalidRequest, RPCTimeout
+
+
+@pytest.fixture
+def bus(server):
+    b = Bus(server, actor="test")
+    yield b
+    b.close()
+
+
+def test_call_gets_the_reply(bus):
+    executor = rpc.Executor(bus, "echo", lambda body: {"echo": body}).start()
+    try:
+        assert rpc.call(bus, "echo", {"x": 1}, timeout=20) == {"echo": {"x": 1}}
+        assert rpc.call(bus, "echo", [1, 2], timeout=20) == {"echo": [1, 2]}
+    finally:
+        executor.stop()
+
+
+def test_a_rejected_request_gets_an_error_reply_and_is_marked_failed(bus, server):
+    def picky(body):
+        if body != "ok":
+            raise InvalidRequest("only 'ok' is accepted")
+        return "fine"
+    executor = rpc.Executor(bus, "picky", picky).start()
+    try:
+        assert rpc.call(bus, "picky", "no", timeout=20) == {"error": "only 'ok' is accepted"}
+        assert rpc.call(bus, "picky", "ok", timeout=20) == "fine"  # still serving
+    finally:
+        executor.stop()
+    failed = server.db("msgq").find({"selector": "picky", "status": "failed"})
+    assert len(failed) == 1 and "only 'ok' is accepted" in failed[0]["error"]
+
+
+def test_a_call_nobody_answers_times_out(bus):
+    started = time.monotonic()
+    with pytest.raises(RPCTimeout, match="no reply from 'nobody'"):
+        rpc.call(bus, "nobody", {}, timeout=1.0)
+    assert time.monotonic() - started < 10
+
+
+def test_a_request_without_msgbackid_is_marked_failed(bus, server):
+    executor = rpc.Executor(bus, "svc", lambda body: 1).start()
+    try:
+        (mid,) = bus.send("svc", {"no": "reply address"})
+        from support import wait_for
+        doc = wait_for(lambda: (lambda d: d if d.get("status") == "failed" else None)(
+            server.db("msgq").get(mid)), what="failed mark")
+        assert "msgbackID" in doc["error"]
+    finally:
+        executor.stop()

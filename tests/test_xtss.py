@@ -1,0 +1,98 @@
+"""XTSS as a real process: every operation and every error."""
+
+import pytest
+
+from draws import rpc
+from draws.bus import Bus, timestamp
+from draws.exceptions import RemoteError
+from draws.ous import StatusTable
+from draws.xtss import Client
+from support import wait_for
+
+UID = "uid://X1/X1/Xb0"
+
+
+@pytest.fixture
+def xtss(actors, server):
+    actors.start("xtss.py")
+    bus = Bus(server, actor="test")
+    StatusTable(server).reset("2015.1.00657.S", UID, "PipelineCalibration")
+    yield Client(bus, timeout=30)
+    bus.close()
+
+
+def test_set_state_substate_and_exec(xtss, server):
+    status = StatusTable(server)
+    assert xtss.set_state(UID, "Processing") == 201
+    assert xtss.set_exec(UID, "EU") == 201
+    assert xtss.set_substate(UID, "Something") == 201
+    doc = status.get(UID)
+    assert (doc["state"], doc["substate"], doc["flags"]) == ("Processing", "Something",
+                                                             {"PL_PROCESSING_EXECUTIVE": "EU"})
+    assert xtss.clear_exec(UID) == 201
+    doc = status.get(UID)
+    assert doc["flags"] == {}
+    assert [h["state"] for h in doc["history"]] == ["ReadyForProcessing", "Processing", "Processing"]
+
+
+def test_get_ouss_by_state_substate(xtss, server):
+    status = StatusTable(server)
+    status.reset("2015.1.00657.S", "uid://X1/X1/Xa9", "ManualCalibration")
+    status.reset("2015.1.00657.S", "uid://X1/X1/Xa8", None)
+    status.reset("2015.1.00657.S", "uid://X1/X1/Xa7", "PipelineImaging")
+    found = xtss.find("ReadyForProcessing", "^Pipeline")
+    assert [d["entityId"] for d in found] == ["uid://X1/X1/Xa7", UID]
+    assert [d["entityId"] for d in xtss.find("ReadyForProcessing", "^$")] == ["uid://X1/X1/Xa8"]
+    assert len(xtss.find("ReadyForProcessing", ".*")) == 4
+    assert xtss.find("Delivered", ".*") == []
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"operation": "explode", "ousUID": UID}, "unknown operation"),
+    ({"ousUID": UID, "value": "x"}, "unknown operation"),
+    ({"operation": "set-state", "ousUID": "uid://X9/X9/X9", "value": "Processing"}, "no OUS"),
+    ({"operation": "set-state", "ousUID": "not-a-uid", "value": "Processing"}, "not an OUS UID"),
+    ({"operation": "set-state", "ousUID": UID}, "needs the field 'value'"),
+    ({"operation": "set-state", "value": "Processing"}, "needs the field 'ousUID'"),
+    ({"operation": "set-state", "ousUID": UID, "value": "Exploded"}, "not a state"),
+    ({"operation": "set-substate", "ousUID": UID, "value": {"x": 1}}, "string or null"),
+    ({"operation": "set-exec", "ousUID": UID, "value": ""}, "executive name"),
+    ({"operation": "get-ouss-by-state-substate", "state": "Processing", "substate": "("}, "invalid substate"),
+    ({"operation": "get-ouss-by-state-substate"}, "needs the field 'state'"),
+    ([1, 2, 3], "JSON object"),
+    ("set-state", "JSON object"),
+    (None, "JSON object"),
+])
+def test_bad_requests_get_a_clear_error_and_xtss_keeps_serving(xtss, body, reason):
+    reply = rpc.call(xtss.bus, "xtss", body, timeout=30)
+    assert rpc.is_error(reply) and reason in reply["error"]
+    assert xtss.set_state(UID, "Processing") == 201  # still serving
+
+
+def test_client_raises_remote_error(xtss):
+    with pytest.raises(RemoteError, match="no OUS"):
+        xtss.set_state("uid://X9/X9/X9", "Processing")
+
+
+def test_strict_mode_rejects_transitions_outside_the_life_cycle(actors, server):
+    actors.start("xtss.py", "--strict")
+    status = StatusTable(server)
+    status.reset("2015.1.00657.S", UID, "PipelineCalibration")
+    bus = Bus(server, actor="test")
+    client = Client(bus, timeout=30)
+    with pytest.raises(RemoteError, match="not a life-cycle transition"):
+        client.set_state(UID, "Delivered")
+    assert client.set_state(UID, "Processing") == 201
+    assert status.get(UID)["state"] == "Processing"
+    bus.close()
+
+
+def test_a_handwritten_request_in_the_spec_shape_is_served(xtss, server):
+    now = timestamp()
+    server.db("msgq").put({
+        "_id": f"{now}-{'a' * 32}", "creationTimestamp": now, "originIP": "192.0.2.1",
+        "selector": "xtss", "consumed": False, "msgbackID": "b" * 32,
+        "body": {"operation": "set-state", "ousUID": UID, "value": "ReadyForReview"}})
+    reply = wait_for(lambda: server.db("msgq").find({"selector": "b" * 32}), what="the reply")
+    assert reply[0]["body"] == 201
+    assert StatusTable(server).get(UID)["state"] == "ReadyForReview"
