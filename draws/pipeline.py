@@ -1,0 +1,137 @@
+"""The Pipeline (mock): one run creates the products tree of spec §4.
+
+    python -m draws.pipeline [--workdir DIR] [--timestamp TS] -- PROGID OUSUID RECIPE
+
+It takes a random 3-8 s (times DRAWS_DELAY_SCALE) and fails, with exit
+status 2 and no products, with probability DRAWS_FAILURE_RATE. On success it
+prints one JSON line, ``{"timestamp": ..., "productsDir": ...}``. The products
+are written under a temporary name and renamed, so the products directory
+appears complete or not at all.
+"""
+
+import html
+import io
+import json
+import shutil
+import sys
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import click
+
+from . import config, products
+from .bus import timestamp as now_timestamp
+from .exceptions import DrawsError
+from .ous import PIPELINE_RECIPES, check_progid, check_uid
+from .runtime import run_main, setup_logging
+
+FAILED = 2
+STAGES = ("hifa_importdata", "hifa_flagdata", "hifa_bandpass", "hifa_gfluxscale",
+          "hifa_timegaincal", "hif_applycal", "hif_makeimages")
+
+
+class PipelineFailure(DrawsError):
+    """The (simulated) processing failed."""
+
+
+def report_xml(progid, uid, recipe, run_timestamp, scores):
+    """A small PipelineAquaReport document (bytes)."""
+    root = ET.Element("PipelineAquaReport")
+    project = ET.SubElement(root, "ProjectStructure")
+    ET.SubElement(project, "ProposalCode").text = progid
+    ET.SubElement(project, "OusEntityId").text = uid
+    summary = ET.SubElement(root, "QaSummary")
+    ET.SubElement(summary, "ReportDate").text = run_timestamp
+    ET.SubElement(summary, "ProcessingRecipe").text = recipe
+    ET.SubElement(summary, "RepresentativeScore", Score=f"{min(scores.values()):.2f}")
+    per_stage = ET.SubElement(root, "QaPerStage")
+    for number, (stage, score) in enumerate(scores.items(), 1):
+        element = ET.SubElement(per_stage, "Stage", Number=str(number), Name=stage)
+        ET.SubElement(element, "RepresentativeScore", Score=f"{score:.2f}")
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def weblog_html(progid, uid, recipe, run_timestamp, scores):
+    rows = "\n".join(f"<tr><td>{n}</td><td>{html.escape(stage)}</td><td>{score:.2f}</td></tr>"
+                     for n, (stage, score) in enumerate(scores.items(), 1))
+    e = html.escape
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Pipeline weblog {e(uid)}</title></head>
+<body>
+<h1>Pipeline weblog</h1>
+<p>ObsUnitSet <b>{e(uid)}</b> of program <b>{e(progid)}</b>,
+recipe <b>{e(recipe)}</b>, run at {e(run_timestamp)} UTC.</p>
+<table border="1"><tr><th>#</th><th>stage</th><th>QA score</th></tr>
+{rows}
+</table>
+</body></html>
+"""
+
+
+def weblog_zip(stem, page):
+    """The weblog zip's bytes: STEM/index.html."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{stem}/index.html", page)
+    return buffer.getvalue()
+
+
+def run(settings, workdir, progid, uid, recipe, run_timestamp):
+    """One Pipeline run; returns the products directory, or raises PipelineFailure."""
+    rng = settings.rng(f"pipeline:{uid}:{run_timestamp}")
+    time.sleep(settings.delay(rng.uniform(3, 8)))
+    if rng.random() < settings.failure_rate:
+        raise PipelineFailure(f"processing of {uid} failed (simulated)")
+
+    scores = {stage: round(rng.uniform(0.5, 1.0), 2) for stage in STAGES}
+    name = products.products_dir(progid, run_timestamp)
+    workdir = Path(workdir)
+    temp = workdir / f".{name}.part"
+    folder = temp / products.products_path(uid)
+    try:
+        folder.mkdir(parents=True)
+        (folder / products.report_name(uid, run_timestamp)).write_bytes(
+            report_xml(progid, uid, recipe, run_timestamp, scores))
+        for i, product in enumerate(products.product_names(uid, run_timestamp)):
+            (folder / product).write_bytes(
+                f"product {i} of {uid} ({progid}, {recipe}), run {run_timestamp}\n".encode()
+                + rng.randbytes(1024))
+        stem = products.weblog_stem(uid, run_timestamp)
+        (folder / products.weblog_name(uid, run_timestamp)).write_bytes(
+            weblog_zip(stem, weblog_html(progid, uid, recipe, run_timestamp, scores)))
+        temp.rename(workdir / name)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)   # left only if something above failed
+    return workdir / name
+
+
+@click.command()
+@click.option("--workdir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where to create the products directory.")
+@click.option("--timestamp", "run_timestamp", help="The run's timestamp (default: now).")
+@click.argument("progid")
+@click.argument("ousuid")
+@click.argument("recipe", type=click.Choice(PIPELINE_RECIPES))
+@run_main("pipeline")
+def main(workdir, run_timestamp, progid, ousuid, recipe):
+    log = setup_logging("pipeline")
+    check_progid(progid)
+    check_uid(ousuid)
+    run_timestamp = products.check_timestamp(run_timestamp or now_timestamp())
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    settings = config.load()
+    log.info("processing %s (%s) with %s", ousuid, progid, recipe)
+    try:
+        made = run(settings, workdir, progid, ousuid, recipe, run_timestamp)
+    except PipelineFailure as exc:
+        log.error("%s", exc)
+        sys.exit(FAILED)
+    log.info("products in %s", made)
+    click.echo(json.dumps({"timestamp": run_timestamp, "productsDir": made.name}))
+
+
+if __name__ == "__main__":
+    main()
