@@ -97,8 +97,9 @@ def _show(console, title, headers, list_items, row):
 
 def _find(uid, items, list_items):
     """The listed OUS with UID, looking again in case the list is stale."""
-    for attempt in (items, list_items()):
-        for ous in attempt:
-            if ous.get("entityId") == uid:
-                return ous
-    raise InvalidRequest(f"{uid} is not in the list; paste one of the UIDs shown.")
+    def match(ouss):
+        return next((o for o in ouss if o.get("entityId") == uid), None)
+    ous = match(items) or match(list_items())
+    if ous is None:
+        raise InvalidRequest(f"{uid} is not in the list; paste one of the UIDs shown.")
+    return ous
