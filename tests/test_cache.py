@@ -1,7 +1,6 @@
 """The cache folder (safe weblog expansion, rsync pulls, HTTP) and the cache replicator."""
 
 import http.client
-import io
 import logging
 import stat
 import urllib.request

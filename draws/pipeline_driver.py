@@ -1,0 +1,133 @@
+"""The Pipeline Driver: runs one Pipeline and hands its results on (spec §3, §4).
+
+    python -m draws.pipeline_driver -- PROGID OUSUID RECIPE
+
+Torque/Maui starts one per ``pipeline.process.<LOC>`` message. The driver
+runs the Pipeline as its own process in a scratch folder; on failure it sets
+ProcessingProblem; on success it puts the products directory and the weblog
+zip into the local cache, expands the weblog, announces both on ``cached.*``,
+sends the report on ``pipeline.report.JAO`` and sets ReadyForReview.
+
+Children are started with :func:`spawn`, so that they die with their parent:
+when Torque/Maui is killed its drivers and their Pipelines go too, and the
+request redelivered later is never run twice at once.
+"""
+
+import base64
+import ctypes
+import ctypes.util
+import functools
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from . import products
+from .bus import timestamp
+from .cache import Cache
+from .exceptions import InvalidRequest
+from .ous import EXECUTIVE_FLAG, PIPELINE_RECIPES, check_progid, check_uid
+from .runtime import Context, run_main
+
+PR_SET_PDEATHSIG = 1
+# Loaded before any fork: the child, between fork and exec, only makes the call.
+_prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl \
+    if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent(parent_pid):
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:   # the parent died before the call took effect
+            os._exit(1)
+
+
+def spawn(argv, **kw):
+    """Popen ARGV as a child that is killed when this process (thread) ends."""
+    return subprocess.Popen(argv, preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+                            stdin=subprocess.DEVNULL, **kw)
+
+
+def check_request(progid, uid, recipe):
+    """InvalidRequest unless all three are well formed (they come from a message)."""
+    check_progid(progid)
+    check_uid(uid)
+    if recipe not in PIPELINE_RECIPES:
+        raise InvalidRequest(f"{recipe!r} is not a Pipeline recipe (one of {', '.join(PIPELINE_RECIPES)})")
+
+
+def command(progid, uid, recipe):
+    """The driver's command line: message values only as positional arguments after --."""
+    check_request(progid, uid, recipe)
+    return [sys.executable, "-m", "draws.pipeline_driver", "--", progid, uid, recipe]
+
+
+def still_ours(ctx, uid):
+    """True if UID is Processing here; a request redelivered after a crash may be stale."""
+    matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
+    if not matches:
+        ctx.log.warning("%s is not Processing any more: nothing to do", uid)
+        return False
+    executive = (matches[0].get("flags") or {}).get(EXECUTIVE_FLAG)
+    if executive and executive != ctx.settings.location:
+        ctx.log.warning("%s is assigned to %s, not %s: nothing to do", uid, executive,
+                        ctx.settings.location)
+        return False
+    return True
+
+
+def drive(ctx, progid, uid, recipe):
+    """Run the Pipeline for UID and report the outcome; returns the final state."""
+    if not still_ours(ctx, uid):
+        return None
+    location = ctx.settings.location
+    cache = Cache(ctx.settings.local_cache)
+    run_timestamp = timestamp()
+    with tempfile.TemporaryDirectory(prefix="draws-pipeline-") as workdir:
+        ctx.log.info("running the Pipeline on %s (%s, %s)", uid, progid, recipe)
+        pipeline = spawn([sys.executable, "-m", "draws.pipeline", "--workdir", workdir,
+                          "--timestamp", run_timestamp, "--", progid, uid, recipe],
+                         stdout=subprocess.DEVNULL)
+        status = pipeline.wait()
+        if status != 0:
+            ctx.log.error("the Pipeline failed on %s (exit status %d)", uid, status)
+            ctx.xtss.set_state(uid, "ProcessingProblem")
+            return "ProcessingProblem"
+        name = products.products_dir(progid, run_timestamp)
+        produced = Path(workdir, name, products.products_path(uid))
+        report = (produced / products.report_name(uid, run_timestamp)).read_bytes()
+        weblog = cache.add(produced / products.weblog_name(uid, run_timestamp))
+        cache.add(Path(workdir, name))
+    ctx.log.info("products of %s cached as %s", uid, name)
+    cache.expand_weblog(weblog)
+
+    ctx.bus.send("cached.JAO", {"fileType": "productsdir", "cachedAt": location, "name": name})
+    announced = {"fileType": "weblog", "cachedAt": location, "name": weblog.name}
+    ctx.bus.send("cached.JAO", announced)
+    if location != "JAO":
+        ctx.bus.send(f"cached.{location}", announced)
+    ctx.bus.send("pipeline.report.JAO", {
+        "ousUID": uid, "timestamp": run_timestamp, "source": location,
+        "report": base64.b64encode(report).decode(), "productsDir": name})
+    ctx.xtss.set_state(uid, "ReadyForReview")
+    ctx.log.info("%s is ReadyForReview", uid)
+    return "ReadyForReview"
+
+
+@click.command()
+@click.argument("progid")
+@click.argument("ousuid")
+@click.argument("recipe")
+@run_main("pipeline-driver")
+def main(progid, ousuid, recipe):
+    check_request(progid, ousuid, recipe)
+    ctx = Context.start("pipeline-driver", require=("location", "local_cache"))
+    drive(ctx, progid, ousuid, recipe)
+
+
+if __name__ == "__main__":
+    main()
