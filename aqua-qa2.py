@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""AQUA/QA2: store Pipeline reports in the background; review OUSs in the foreground.
+
+Lists the OUSs ready for review and reads a UID; shows that OUS's Pipeline
+report and weblog URL and asks [F]ail, [P]ass, [S]emipass, [C]ancel. An empty
+line refreshes the list; q or end of input quits. With --auto every OUS is
+given the same answer as soon as its report is stored.
+
+Example: ./aqua-qa2.py --cache-url http://localhost:8001
+"""
+
+import os
+import sys
+
+import click
+
+from draws.actors.qa2 import Qa2
+from draws.runtime import Context, run_main
+
+
+@click.command(help=__doc__)
+@click.option("--auto", "answer", type=click.Choice(["P", "S", "F"], case_sensitive=False),
+              help="Review every OUS with this answer, without questions.")
+@click.option("--cache-url", default=lambda: os.environ.get("DRAWS_CACHE_URL", "http://localhost:8000"),
+              show_default="$DRAWS_CACHE_URL or http://localhost:8000",
+              help="Where the weblogs are served.")
+@run_main("aqua-qa2")
+def main(answer, cache_url):
+    qa2 = Qa2(Context.start("aqua-qa2"), cache_url)
+    qa2.listen()
+    if answer:
+        qa2.auto(answer.upper())
+    sys.exit(qa2.interactive())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""AQUA/QA2: store the Pipeline reports, and let a person review them.
+
+The background part stores every ``pipeline.report.JAO`` report in
+pipeline-reports. The foreground lists the ReadyForReview OUSs; reviewing
+one sets it Reviewing, shows its report and weblog URL and asks for the QA2
+verdict: Fail sends it back to ReadyForProcessing without a recipe,
+Pass/SemiPass verifies it and asks the Product Ingestor to ingest it, Cancel
+puts it back in ReadyForReview.
+"""
+
+import base64
+import binascii
+
+from .. import tables
+from ..archive import Reports
+from ..config import LOCATIONS
+from ..exceptions import InvalidRequest
+from ..ous import check_uid
+from ..products import check_name, check_timestamp, weblog_stem
+from ..prompt import Console, EndOfInput, pick_loop
+from ..watch import Trigger
+
+REPORTS_SELECTOR = "pipeline.report.JAO"
+INGEST_SELECTOR = "ingest.JAO"
+STATE = "ReadyForReview"
+QUESTION = "[F]ail, [P]ass, [S]emipass, [C]ancel: "
+ANSWERS = "FPSC"
+VERDICTS = {"F": "Fail", "P": "Pass", "S": "SemiPass", "C": "Cancel"}
+
+
+def check_report(body):
+    """The fields of a pipeline.report.JAO body, or InvalidRequest saying what is wrong."""
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"a Pipeline report message is a JSON object, not {type(body).__name__}")
+    missing = [f for f in ("ousUID", "timestamp", "source", "report", "productsDir") if f not in body]
+    if missing:
+        raise InvalidRequest(f"a Pipeline report message needs {', '.join(missing)}")
+    check_uid(body["ousUID"])
+    check_timestamp(body["timestamp"])
+    check_name(body["productsDir"])
+    if body["source"] not in LOCATIONS:
+        raise InvalidRequest(f"source {body['source']!r} is not a location (one of {', '.join(LOCATIONS)})")
+    try:
+        base64.b64decode(body["report"], validate=True)
+    except (TypeError, ValueError, binascii.Error):
+        raise InvalidRequest("report is not base64 text") from None
+    return body
+
+
+def reviewable_runs(ous):
+    """How many Pipeline runs of OUS ended well (Processing -> ReadyForReview): each sent a report."""
+    history = ous.get("history") or []
+    return sum(1 for before, after in zip(history, history[1:])
+               if before.get("state") == "Processing" and after.get("state") == STATE)
+
+
+class Qa2:
+    def __init__(self, ctx, cache_url):
+        self.ctx = ctx
+        self.cache_url = cache_url.rstrip("/")
+        self.reports = Reports(ctx.server)
+
+    # -- the background part
+    def store(self, message):
+        body = check_report(message.body)
+        self.reports.store(body["ousUID"], body["timestamp"], body["report"],
+                           body["productsDir"], body["source"])
+        self.ctx.log.info("stored the Pipeline report of %s (run %s at %s)",
+                          body["ousUID"], body["timestamp"], body["source"])
+
+    def listen(self):
+        return self.ctx.bus.listen(REPORTS_SELECTOR, self.store, concurrency=2)
+
+    # -- reviews
+    def ready(self):
+        return self.ctx.xtss.find(STATE)
+
+    def current_report(self, ous):
+        """The report of the OUS's latest Pipeline run, or None while it has not arrived."""
+        reports = self.reports.for_ous(ous["entityId"])
+        return reports[0] if len(reports) >= max(1, reviewable_runs(ous)) else None
+
+    def weblog_url(self, report):
+        return f"{self.cache_url}/weblogs/{weblog_stem(report['ousUID'], report['timestamp'])}/index.html"
+
+    def decide(self, ous, report, answer):
+        uid, xtss = ous["entityId"], self.ctx.xtss
+        if answer == "F":
+            # Recipe and executive go first: DRA --auto must never see the OUS
+            # ReadyForProcessing with its old recipe still set.
+            xtss.clear_exec(uid)
+            xtss.set_substate(uid, None)
+            xtss.set_state(uid, "ReadyForProcessing")
+        elif answer in "PS":
+            xtss.set_state(uid, "Verified")
+            self.ctx.bus.send(INGEST_SELECTOR, {"ousUID": uid, "timestamp": report["timestamp"],
+                                                "productsDir": report["productsDir"]})
+            xtss.set_state(uid, "DeliveryInProgress")
+        else:
+            xtss.set_state(uid, STATE)
+        self.ctx.log.info("%s: QA2 %s", uid, VERDICTS[answer])
+
+    def interactive(self, console=None):
+        console = console or Console()
+
+        def act(ous):
+            report = self.current_report(ous)
+            if report is None:
+                raise InvalidRequest(f"the Pipeline report of {ous['entityId']} has not arrived yet; "
+                                     "try again in a moment.")
+            self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
+            console.say(f"\nPipeline report of {ous['entityId']} (run {report['timestamp']}, "
+                        f"{report.get('source')}):\n")
+            console.say(Reports.decode(report).rstrip())
+            console.say(f"\nWeblog: {self.weblog_url(report)}\n")
+            try:
+                answer = console.choose(QUESTION, ANSWERS)
+            except EndOfInput:
+                self.decide(ous, report, "C")   # leave nothing half-reviewed
+                raise
+            self.decide(ous, report, answer)
+            console.say(f"{ous['entityId']}: {VERDICTS[answer]}.")
+
+        return pick_loop(console, "OUSs ready for review", ("UID", "Program", "Recipe"),
+                         self.ready, lambda o: (o["entityId"], o.get("progID", ""), o.get("substate") or ""),
+                         act)
+
+    def auto(self, answer):
+        """Review every ReadyForReview OUS with ANSWER once its report is stored; never returns."""
+        self.ctx.log.info("answering %s to every OUS ready for review", VERDICTS[answer])
+
+        def work():
+            for ous in self.ready():
+                report = self.current_report(ous)
+                if report is not None:   # else its report's arrival wakes us again
+                    self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
+                    self.decide(ous, report, answer)
+
+        (Trigger()
+         .watch(self.ctx.server.db(tables.STATUS), lambda doc: doc.get("state") == STATE)
+         .watch(self.ctx.server.db(tables.REPORTS))
+         .run(work))
