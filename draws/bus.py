@@ -412,3 +412,25 @@ class _Job:
 
 def _utc(epoch):
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+
+
+def purge(db, older_than_seconds, batch=1000):
+    """Delete handled ("done") messages created more than OLDER_THAN_SECONDS ago.
+
+    Unconsumed, claimed and failed messages stay, whatever their age: they
+    still matter to someone. Returns the number deleted.
+    """
+    cutoff = timestamp(_utc(time.time() - older_than_seconds))
+    deleted = 0
+    while True:
+        docs = db.find({"consumed": True, "creationTimestamp": {"$lt": cutoff}},
+                       fields=["_id", "_rev", "status"], limit=batch)
+        # Messages consumed by the original mockup's receivers carry no status.
+        doomed = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True}
+                  for d in docs if d.get("status", "done") == "done"]
+        if not doomed:
+            return deleted
+        db.bulk(doomed)
+        deleted += len(doomed)
+        if len(docs) < batch:
+            return deleted

@@ -8,6 +8,7 @@ import click
 
 from . import rpc
 from . import server as embedded
+from .demo import main as demo_main
 from .exceptions import InvalidRequest
 from .runtime import Context, run_main
 
@@ -87,3 +88,32 @@ def start():
 def stop():
     """Stop the server that `start` started (and nothing else)."""
     sys.exit(embedded.stop(_var()))
+
+
+
+def _duration(text):
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise click.BadParameter(f"{text!r} is not a duration like 90s, 30m, 12h or 7d") from None
+
+
+@cli.command()
+@click.option("--older-than", default="7d", show_default=True,
+              help="Age of the handled messages to delete: 90s, 30m, 12h, 7d ...")
+@run_main("purge")
+def purge(older_than):
+    """Delete handled messages older than the given age from msgq.
+
+    Unconsumed, in-progress and failed messages are kept whatever their age.
+    """
+    from .bus import purge as purge_messages
+    from . import tables
+    seconds = _duration(older_than)
+    ctx = Context.start("purge")
+    count = purge_messages(ctx.server.db(tables.MSGQ), seconds)
+    ctx.log.info("deleted %d handled message(s) older than %s", count, older_than)
+
+
+cli.add_command(demo_main, name="demo")

@@ -77,6 +77,11 @@ class Actor:
         return self.proc.poll() is None
 
 
+def _target(script):
+    """A script path (relative to the project) or a module name to run with -m."""
+    return [str(ROOT / script)] if script.endswith(".py") else ["-m", script]
+
+
 class Actors:
     """Starts actor scripts with a test's environment; kills them all at the end."""
 
@@ -88,8 +93,7 @@ class Actors:
     def start(self, script, *args, name=None, env=None, stdin=None):
         name = name or Path(script).stem
         full_env = dict(self.env, **(env or {}))
-        argv = [sys.executable, "-u"] + ([str(ROOT / script)] if script.endswith(".py")
-                                         else ["-m", script]) + [str(a) for a in args]
+        argv = [sys.executable, "-u"] + _target(script) + [str(a) for a in args]
         actor = Actor(name, argv, full_env, self.log_dir / f"{name}-{len(self.started)}.log", stdin=stdin)
         self.started.append(actor)
         return actor
@@ -97,7 +101,7 @@ class Actors:
     def run(self, script, *args, env=None, input=None, timeout=120):
         """Run a script to completion; return the CompletedProcess (text)."""
         full_env = dict(self.env, **(env or {}))
-        argv = [sys.executable, str(ROOT / script)] + [str(a) for a in args]
+        argv = [sys.executable] + _target(script) + [str(a) for a in args]
         return subprocess.run(argv, env=full_env, cwd=str(ROOT), input=input, text=True,
                               capture_output=True, timeout=timeout)
 

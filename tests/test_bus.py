@@ -3,6 +3,7 @@
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -159,3 +160,23 @@ def test_exactly_once_with_four_receiver_processes(bus, server, actors, couch_ur
     assert set(ids) == sent
     assert sum(1 for o in outs if handled_ids(o)) >= 2, "one receiver took everything"
     wait_for(lambda: not msgq_docs(server, consumed=False), what="no unconsumed messages")
+
+
+def test_purge_removes_only_old_handled_messages(bus, server, actors):
+    db = server.db("msgq")
+    old = "2020-01-01T00:00:00.000"
+    for status, consumed in (("done", True), ("failed", True), ("claimed", True), (None, False)):
+        doc = {"_id": f"{old}-{uuid.uuid4().hex}", "creationTimestamp": old, "originIP": "x",
+               "selector": "s", "consumed": consumed, "body": {}}
+        if status:
+            doc["status"] = status
+        db.put(doc)
+    (recent,) = bus.send("s", {})
+    db.update(recent, lambda d: d.update(consumed=True, status="done"))
+    res = actors.run("draws", "purge", "--older-than", "1d")
+    assert res.returncode == 0, res.stderr
+    assert "deleted 1 handled message(s)" in res.stderr
+    left = {d.get("status") for d in msgq_docs(server)}
+    assert left == {"failed", "claimed", None, "done"}   # the recent done one stays
+    assert len(msgq_docs(server)) == 4
+    assert actors.run("draws", "purge", "--older-than", "soon").returncode != 0
