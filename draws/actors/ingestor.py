@@ -1,0 +1,103 @@
+"""Product Ingestor: archive an OUS's products once QA2 has verified it.
+
+On ``ingest.JAO`` it walks the DeliveryInProgress substates (spec §1),
+stores the 5 data products in NGAS, writes their metadata and a delivery
+status that grows product by product and ends ``complete: true``. Every
+write is idempotent, so the same message handled twice duplicates nothing.
+The products reach this site's cache by replication, possibly after the
+message: then it waits for them (bounded) instead of failing.
+"""
+
+import time
+from pathlib import Path
+
+from ..archive import Delivery, Metadata, Ngas
+from ..exceptions import DrawsError, InvalidRequest
+from ..ous import StatusTable, check_uid
+from ..products import check_name, check_timestamp, product_names, products_path
+
+SELECTOR = "ingest.JAO"
+PRODUCTS_WAIT = 300.0    # seconds to wait for products still on their way
+CHECK_INTERVAL = 0.25    # how often to look for them meanwhile (the file system has no feed)
+# The original's simulated waits, in seconds (scaled by DRAWS_DELAY_SCALE).
+TRIGGER_DELAY, ANALYSIS_DELAY, PRODUCT_DELAY = 3.0, 5.0, 2.0
+
+
+def check_ingest(body):
+    """(ousUID, timestamp, productsDir) of an ingest.JAO body, or InvalidRequest."""
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"an ingest message is a JSON object, not {type(body).__name__}")
+    missing = [f for f in ("ousUID", "timestamp", "productsDir") if f not in body]
+    if missing:
+        raise InvalidRequest(f"an ingest message needs {', '.join(missing)}")
+    return (check_uid(body["ousUID"]), check_timestamp(body["timestamp"]),
+            check_name(body["productsDir"]))
+
+
+class Ingestor:
+    def __init__(self, ctx, products_wait=PRODUCTS_WAIT):
+        self.ctx = ctx
+        self.cache = Path(ctx.settings.require("local_cache").local_cache)
+        self.products_wait = products_wait
+        self.status = StatusTable(ctx.server)
+        self.ngas = Ngas(ctx.server)
+        self.metadata = Metadata(ctx.server)
+        self.delivery = Delivery(ctx.server)
+
+    def handle(self, message):
+        uid, run, products_dir = check_ingest(message.body)
+        ous = self.status.get_or_none(uid)
+        if ous is None:
+            raise InvalidRequest(f"no OUS {uid}")
+        if ous.get("state") == "Delivered":
+            self.ctx.log.info("%s is already Delivered: nothing to ingest", uid)
+            return
+        if ous.get("state") not in ("Verified", "DeliveryInProgress"):
+            raise InvalidRequest(f"{uid} is {ous.get('state')}, not verified by QA2: not ingesting it")
+        progid = ous.get("progID")
+        folder = self.cache / products_dir / products_path(uid)
+        names = product_names(uid, run)
+
+        self._substate(uid, "IngestionTriggered", TRIGGER_DELAY)
+        self._substate(uid, "AnalyzingProducts")
+        self._wait_for(uid, folder, names)
+        time.sleep(self.ctx.settings.delay(ANALYSIS_DELAY))
+        self._substate(uid, "IngestingProducts")
+        known = self.delivery.get(uid)
+        if known is None or not set(known.get("dataProducts", ())) <= set(names):
+            self.delivery.start(progid, uid)   # a first delivery, or one of an older run
+        for name in names:
+            time.sleep(self.ctx.settings.delay(PRODUCT_DELAY))
+            self.ngas.archive_file(folder / name)
+            self.metadata.record(name, progid, uid, run)
+            self.delivery.add(uid, name)
+        self.delivery.complete(uid)
+        self._substate(uid, "ProductsIngested")
+        self.ctx.log.info("%s: %d products ingested from %s", uid, len(names), products_dir)
+
+    def _substate(self, uid, substate, delay=0.0):
+        self.ctx.xtss.set_substate(uid, substate)
+        self.ctx.log.info("%s: %s", uid, substate)
+        time.sleep(self.ctx.settings.delay(delay))
+
+    def _wait_for(self, uid, folder, names):
+        deadline = time.monotonic() + self.products_wait
+        logged = False
+        while True:
+            missing = [n for n in names if not (folder / n).is_file()]
+            if not missing:
+                if logged:
+                    self.ctx.log.info("%s: the products have arrived", uid)
+                return
+            if time.monotonic() > deadline:
+                raise DrawsError(f"{uid}: {len(missing)} products never reached {folder} "
+                                 f"in {self.products_wait:g} s")
+            if not logged:
+                self.ctx.log.info("%s: waiting up to %g s for %d products to reach %s",
+                                  uid, self.products_wait, len(missing), folder)
+                logged = True
+            time.sleep(CHECK_INTERVAL)
+
+    def run(self, workers=2):
+        self.ctx.log.info("ingesting products from %s on %s (%d at once)", self.cache, SELECTOR, workers)
+        self.ctx.bus.receiver(SELECTOR, self.handle, concurrency=workers).run()
