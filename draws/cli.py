@@ -9,6 +9,7 @@ import click
 from . import rpc
 from . import server as embedded
 from .demo import main as demo_main
+from .couch import safe_url
 from .exceptions import InvalidRequest
 from .runtime import Context, run_main
 
@@ -114,6 +115,50 @@ def purge(older_than):
     ctx = Context.start("purge")
     count = purge_messages(ctx.server.db(tables.MSGQ), seconds)
     ctx.log.info("deleted %d handled message(s) older than %s", count, older_than)
+
+
+@cli.group()
+def replication():
+    """CouchDB replication between JAO and its ARCs (see MULTIHOST.md)."""
+
+
+def _sites(fn):
+    fn = click.option("--arc", "arcs", multiple=True, required=True, metavar="URL",
+                      help="An ARC's CouchDB, as JAO's server reaches it (repeat for several ARCs).")(fn)
+    return click.option("--jao", required=True, metavar="URL",
+                        help="JAO's CouchDB, as the ARCs' servers reach it.")(fn)
+
+
+@replication.command()
+@_sites
+@run_main("replication")
+def setup(jao, arcs):
+    """Create the persistent pull replications (idempotent)."""
+    from . import replication as rep
+    for puller, rid, what in rep.setup(jao, arcs):
+        click.echo(f"{what:8} {rid:45} at {safe_url(puller)}")
+
+
+@replication.command()
+@_sites
+@run_main("replication")
+def status(jao, arcs):
+    """Each replication's state and how many documents its target still lacks."""
+    from . import replication as rep
+    click.echo(f"{'at':28} {'replication':45} {'state':12} behind")
+    for row in rep.status(jao, arcs):
+        behind = "?" if row["behind"] is None else row["behind"]
+        click.echo(f"{row['at']:28} {row['id']:45} {row['state']:12} {behind}")
+
+
+@replication.command()
+@_sites
+@run_main("replication")
+def teardown(jao, arcs):
+    """Remove the replications that `setup` created."""
+    from . import replication as rep
+    for puller, rid in rep.teardown(jao, arcs):
+        click.echo(f"removed  {rid:45} at {safe_url(puller)}")
 
 
 cli.add_command(demo_main, name="demo")

@@ -1,0 +1,110 @@
+"""CouchDB replication between JAO and its ARCs (spec §6).
+
+Each ARC pulls the five Oracle/NGAS tables from JAO; ``msgq`` is pulled both
+ways (the ARC pulls JAO's, JAO pulls each ARC's). Replications are
+persistent ``_replicator`` documents on the pulling server, so they survive
+restarts of either side and resume by themselves after a cut.
+
+On ``msgq`` conflicts: a message is written by its sender (creation) and
+afterwards only by receivers at its destination site (claim, lease renewal,
+done or failed), so the two sides never edit one revision concurrently and
+no conflict arises in normal operation. Were one to arise (someone editing
+by hand on both sides), CouchDB keeps a deterministic winner on both sides
+and receivers act on the winner only: a message is never handled twice
+because only the destination site's receivers ever claim it.
+"""
+
+import re
+
+from . import tables
+from .couch import Server, safe_url
+
+PULLED_BY_ARCS = (tables.DELIVERY, tables.NGAS, tables.REPORTS, tables.METADATA, tables.STATUS)
+REPLICATOR = "_replicator"
+
+
+def _label(url):
+    return re.sub(r"[^A-Za-z0-9]+", "_", safe_url(url).split("://", 1)[-1]).strip("_")
+
+
+def plan(jao_url, arc_urls):
+    """[(puller URL, replication id, source URL, target URL)] for JAO and ARCS."""
+    jobs = []
+    for arc in arc_urls:
+        for table in PULLED_BY_ARCS + (tables.MSGQ,):
+            jobs.append((arc, f"draws-{table}-from-{_label(jao_url)}",
+                         f"{jao_url.rstrip('/')}/{table}", f"{arc.rstrip('/')}/{table}"))
+        jobs.append((jao_url, f"draws-{tables.MSGQ}-from-{_label(arc)}",
+                     f"{arc.rstrip('/')}/{tables.MSGQ}", f"{jao_url.rstrip('/')}/{tables.MSGQ}"))
+    return jobs
+
+
+def _replicator(url):
+    server = Server(url, max_wait=30)
+    db = server.db(REPLICATOR)
+    db.create()
+    return db
+
+
+def setup(jao_url, arc_urls):
+    """Create the replications that are missing; returns (id, 'created'|'exists'|'updated')."""
+    for url in [jao_url] + list(arc_urls):
+        tables.ensure(Server(url, max_wait=30))
+    done = []
+    for puller, rid, source, target in plan(jao_url, arc_urls):
+        db = _replicator(puller)
+        wanted = {"source": source, "target": target, "continuous": True}
+        existing = db.get_or_none(rid)
+        if existing and all(existing.get(k) == v for k, v in wanted.items()):
+            done.append((puller, rid, "exists"))
+            continue
+        if existing:  # a replication document cannot be edited in place: replace it
+            db.delete(rid, existing["_rev"])
+        db.put(dict(wanted, _id=rid))
+        done.append((puller, rid, "updated" if existing else "created"))
+    return done
+
+
+def teardown(jao_url, arc_urls):
+    removed = []
+    for puller, rid, _, _ in plan(jao_url, arc_urls):
+        db = _replicator(puller)
+        doc = db.get_or_none(rid)
+        if doc:
+            db.delete(rid, doc["_rev"])
+            removed.append((puller, rid))
+    return removed
+
+
+def status(jao_url, arc_urls):
+    """One dict per replication: where, what, state and how far behind it is."""
+    rows = []
+    for puller, rid, source, target in plan(jao_url, arc_urls):
+        doc = _replicator(puller).get_or_none(rid)
+        state = (doc or {}).get("_replication_state") or ("missing" if doc is None else "pending")
+        scheduler = _scheduler_state(puller, rid)
+        if scheduler:
+            state = scheduler
+        rows.append({"at": safe_url(puller), "id": rid, "source": safe_url(source),
+                     "state": state, "behind": _behind(source, target)})
+    return rows
+
+
+def _scheduler_state(url, rid):
+    """Apache CouchDB's richer state (running, crashing, ...); None on PouchDB Server."""
+    try:
+        info = Server(url, max_wait=5).request("GET", f"_scheduler/docs/{REPLICATOR}/{rid}")
+        return info.get("state")
+    except Exception:  # PouchDB Server has no scheduler; an old CouchDB neither
+        return None
+
+
+def _behind(source, target):
+    """Documents the target still lacks (by count), or None if a side is unreachable."""
+    def count(url):
+        base, _, db = url.rstrip("/").rpartition("/")
+        return Server(base, wait=False).db(db).info()["doc_count"]
+    try:
+        return max(0, count(source) - count(target))
+    except Exception:
+        return None
