@@ -26,7 +26,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .exceptions import Conflict, InvalidRequest, NotFound
+from .exceptions import Conflict, DrawsError, InvalidRequest, NotFound
 from .feed import Feed
 
 log = logging.getLogger("draws.bus")
@@ -363,6 +363,8 @@ class Receiver:
             error = f"{type(exc).__name__}: {exc}"
             if isinstance(exc, InvalidRequest):
                 log.error("rejected message %s on %s: %s", job.doc["_id"], job.doc["selector"], exc)
+            elif isinstance(exc, DrawsError):   # an expected failure, already one clear sentence
+                log.error("failed message %s on %s: %s", job.doc["_id"], job.doc["selector"], exc)
             else:
                 log.exception("handler failed on message %s on %s", job.doc["_id"], job.doc["selector"])
         finally:
