@@ -21,8 +21,11 @@ ALL = (MSGQ, STATUS, REPORTS, METADATA, DELIVERY, NGAS)
 INDEXES = {
     MSGQ: {"consumed": ["consumed"], "status": ["status"], "created": ["creationTimestamp"]},
     STATUS: {"state": ["state"]},
-    REPORTS: {"ous": ["ousUID"]},
-    METADATA: {"ous": ["ousUID"]},
+    REPORTS: {"ous": ["ousUID"], "time": ["timestamp"]},
+    METADATA: {"ous": ["ousUID"], "time": ["timestamp"]},
+    # The dashboard lists the newest documents of these ("time": sort by time).
+    DELIVERY: {"time": ["timestamp"]},
+    NGAS: {"time": ["writeTimestamp"]},
 }
 
 _ensured = set()

@@ -1,0 +1,164 @@
+"""Live updates: one changes feed per table, shared by every browser.
+
+The dashboard follows each DRAWS table with a :class:`draws.feed.Feed`.
+A change bumps the table's version (which invalidates the cached views that
+read it) and wakes every connected browser's event stream with the names
+of the tables that changed; the page then re-reads only what it shows. The
+feeds also tell us when CouchDB stops or starts answering, so the page can
+say so within seconds and recover without anyone pressing reload.
+"""
+
+import json
+import logging
+import threading
+import time
+
+from draws import tables
+from draws.couch import Database
+from draws.exceptions import CouchError, Unavailable
+from draws.feed import Feed
+
+log = logging.getLogger("draws.dashboard")
+
+MIN_GAP = 0.25        # seconds between two pushes to one browser (bursts are coalesced)
+KEEPALIVE = 15.0      # seconds of silence before a comment line keeps the stream open
+
+
+class _WatchedDatabase(Database):
+    """A table whose changes requests tell the hub whether CouchDB answers."""
+
+    def __init__(self, hub, name):
+        super().__init__(hub.server, name)
+        self.hub = hub
+
+    def changes(self, *args, **kwargs):
+        try:
+            res = super().changes(*args, **kwargs)
+        except Unavailable as exc:
+            self.hub.report_down(exc)
+            raise
+        self.hub.report_up()
+        return res
+
+
+class Client:
+    """One browser's event stream: the tables changed since its last push."""
+
+    def __init__(self):
+        self.tables = set()
+        self.couch_changed = False
+        self.wake = threading.Event()
+
+
+class Hub:
+    def __init__(self, server):
+        self.server = server
+        self.versions = {name: 0 for name in tables.ALL}
+        self.couch_error = None      # why CouchDB does not answer, or None
+        self._followed = set()
+        self._feeds = []
+        self._clients = set()
+        self._lock = threading.Lock()
+
+    # -- feeds
+    def start(self):
+        threading.Thread(target=self._start_feeds, daemon=True, name="dashboard-feeds").start()
+        return self
+
+    def _start_feeds(self):
+        """Follow every table; while CouchDB is down at start, keep trying."""
+        delay = 0.5
+        pending = list(tables.ALL)
+        while pending:
+            try:
+                tables.ensure(self.server)
+                for name in list(pending):
+                    feed = Feed(_WatchedDatabase(self, name), name=f"dashboard-{name}")
+                    feed.subscribe(lambda doc, name=name: self.changed(name))
+                    feed.start()
+                    self._feeds.append(feed)
+                    with self._lock:
+                        self._followed.add(name)
+                    pending.remove(name)
+                    self.changed(name)  # anything cached before the feed began may be stale
+                self.report_up()
+            except CouchError as exc:
+                self.report_down(exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def stop(self):
+        for feed in self._feeds:
+            feed.stop()
+
+    def follows(self, name):
+        """True when changes of table NAME reach us (so cached views of it are current)."""
+        return name in self._followed and self.couch_error is None
+
+    # -- what changed
+    def changed(self, *names):
+        with self._lock:
+            for name in names:
+                self.versions[name] += 1
+            for client in self._clients:
+                client.tables.update(names)
+                client.wake.set()
+
+    def report_down(self, exc):
+        reason = str(exc)
+        with self._lock:
+            was_up, self.couch_error = self.couch_error is None, reason
+            if was_up:
+                log.warning("CouchDB does not answer: %s", reason)
+                self._wake_all()
+
+    def report_up(self):
+        if self.couch_error is None:
+            return
+        with self._lock:
+            if self.couch_error is None:
+                return
+            self.couch_error = None
+            log.warning("CouchDB answers again")
+            self._wake_all()
+        self.changed(*tables.ALL)  # whatever happened meanwhile: show it
+
+    def _wake_all(self):
+        for client in self._clients:
+            client.couch_changed = True
+            client.wake.set()
+
+    # -- browsers
+    def health(self):
+        return {"couchdb": self.server.url, "up": self.couch_error is None,
+                "error": self.couch_error}
+
+    def stream(self):
+        """Server-sent events for one browser, until it goes away."""
+        client = Client()
+        with self._lock:
+            self._clients.add(client)
+        try:
+            yield _event("couch", self.health())
+            last = 0.0
+            while True:
+                if not client.wake.wait(KEEPALIVE):
+                    yield ": keepalive\n\n"
+                    continue
+                time.sleep(max(0.0, last + MIN_GAP - time.monotonic()))  # coalesce bursts
+                with self._lock:
+                    changed, client.tables = sorted(client.tables), set()
+                    couch, client.couch_changed = client.couch_changed, False
+                    client.wake.clear()
+                last = time.monotonic()
+                if couch:
+                    yield _event("couch", self.health())
+                if changed:
+                    yield _event("change", {"tables": changed})
+        finally:
+            with self._lock:
+                self._clients.discard(client)
+
+
+def _event(kind, data):
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"

@@ -1,0 +1,252 @@
+"""What the dashboard shows, read through draws and shaped as plain data.
+
+The same dictionaries feed the Jinja templates and the JSON API, so scripts
+read exactly what people see. Big tables are capped (newest first) with their
+full counts; overview sections are cached until the changes feed reports a
+change in the table they read, so N browsers cost one query per change.
+"""
+
+import collections
+import datetime
+import xml.etree.ElementTree as ET
+from urllib.parse import quote
+
+from draws import products, tables
+from draws.archive import Delivery, Metadata, Ngas, Reports
+from draws.bus import parse_timestamp
+from draws.ous import EXECUTIVE_FLAG, STATES
+
+COLUMN_CAP = 8       # OUSs listed per state column on the overview
+TABLE_CAP = 10       # newest rows listed per table on the overview
+BUS_CAP = 100        # rows listed per list on the bus page
+PAGE_SIZE = 50       # OUSs per page on a state page
+SCAN_CAP = 5000      # unconsumed/failed messages read at most (counts beyond show as "5000+")
+
+OUS_FIELDS = ["_id", "entityId", "progID", "state", "substate", "flags", "timestamp"]
+MESSAGE_FIELDS = ["_id", "selector", "creationTimestamp", "consumed", "status", "error",
+                  "consumedBy", "handledAt"]
+# The overview's tables: (key, table, time field, fields shown).
+TABLES = (
+    ("reports", tables.REPORTS, "timestamp", ["_id", "ousUID", "timestamp", "source"]),
+    ("deliveries", tables.DELIVERY, "timestamp", ["_id", "progID", "ousUID", "timestamp", "complete",
+                                                  "dataProducts"]),
+    ("ngas", tables.NGAS, "writeTimestamp", ["_id", "writeTimestamp", "size", "checksum"]),
+    ("metadata", tables.METADATA, "timestamp", ["_id", "progID", "ousUID", "timestamp"]),
+)
+
+
+class Views:
+    def __init__(self, server, hub=None):
+        self.server = server
+        self.hub = hub
+        self._cache = {}   # key -> (table version, value)
+
+    def _cached(self, key, table, compute):
+        """COMPUTE(), reused until TABLE changes (only while its feed tells us)."""
+        if self.hub is None or not self.hub.follows(table):
+            return compute()
+        version = self.hub.versions[table]
+        hit = self._cache.get(key)
+        if hit and hit[0] == version:
+            return hit[1]
+        value = compute()
+        self._cache[key] = (version, value)
+        return value
+
+    # -- the overview page
+    def overview(self):
+        by_state = self._cached("status", tables.STATUS, self._ous_by_state)
+        data = {
+            "ous_total": sum(len(rows) for rows in by_state.values()),
+            "lifecycle": [{"state": s, "count": len(by_state.get(s, ()))} for s in STATES],
+            "columns": [{"state": s, "count": len(rows), "ouss": rows[:COLUMN_CAP]}
+                        for s, rows in by_state.items()],
+        }
+        for key, table, field, fields in TABLES:
+            data[key] = self._cached(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
+        bus = self._cached("bus", tables.MSGQ, self._messages)
+        data["unread"] = _capped(bus["unread"], TABLE_CAP)
+        data["messages"] = {"total": bus["total"], "unread": bus["unread"]["count"],
+                            "failed": bus["failed"]["count"], "claimed": bus["claimed"]}
+        return data
+
+    def _ous_by_state(self):
+        """Every OUS (without its history), per state in life-cycle order, newest first."""
+        docs = self.server.db(tables.STATUS).find({"entityId": {"$gt": None}}, fields=OUS_FIELDS)
+        by_state = {s: [] for s in STATES}
+        for doc in docs:
+            by_state.setdefault(str(doc.get("state")), []).append(ous_row(doc))
+        for rows in by_state.values():
+            rows.sort(key=lambda r: str(r["timestamp"] or ""), reverse=True)
+        return by_state
+
+    def _newest(self, table, field, fields):
+        db = self.server.db(table)
+        rows = db.find({field: {"$gt": None}}, sort=[{field: "desc"}], limit=TABLE_CAP, fields=fields)
+        for row in rows:
+            if "dataProducts" in row:
+                row["dataProducts"] = len(row["dataProducts"] or ())
+        return {"count": count_docs(db), "rows": rows}
+
+    # -- one state's OUSs, paged
+    def state(self, state, page=1):
+        rows = self._cached("status", tables.STATUS, self._ous_by_state).get(state, [])
+        pages = max(1, -(-len(rows) // PAGE_SIZE))
+        page = min(max(1, page), pages)
+        return {"state": state, "count": len(rows), "page": page, "pages": pages,
+                "ouss": rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]}
+
+    # -- the bus panel
+    def _messages(self):
+        db = self.server.db(tables.MSGQ)
+        unread = db.find({"consumed": False}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1)
+        failed = db.find({"status": "failed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1)
+        claimed = db.find({"status": "claimed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1)
+        recent = db.find({"creationTimestamp": {"$gt": None}}, sort=[{"creationTimestamp": "desc"}],
+                         limit=BUS_CAP, fields=MESSAGE_FIELDS)
+        return {"total": count_docs(db, messages=True), "unread": _listing(unread),
+                "failed": _listing(failed), "claimed": len(claimed[:SCAN_CAP]),
+                "in_progress": _listing(claimed)["rows"], "recent": recent}
+
+    def bus(self):
+        data = dict(self._cached("bus", tables.MSGQ, self._messages))
+        data["unread"] = _capped(data["unread"], BUS_CAP)
+        data["failed"] = _capped(data["failed"], BUS_CAP)
+        data["in_progress"] = data["in_progress"][:BUS_CAP]
+        return data
+
+    # -- one OUS
+    def ous(self, doc_id, cache_url):
+        """Everything about one OUS, or None when there is no such OUS."""
+        doc = self.server.db(tables.STATUS).get_or_none(doc_id)
+        if doc is None:
+            return None
+        uid = doc.get("entityId")
+        data = {"ous": ous_row(doc), "flags": doc.get("flags") or {},
+                "timeline": timeline(doc.get("history") or [])}
+        reports = Reports(self.server).for_ous(uid)
+        data["reports"] = [{"id": r["_id"], "timestamp": r.get("timestamp"), "source": r.get("source"),
+                            "productsDir": r.get("productsDir")} for r in reports]
+        latest = reports[0] if reports else None
+        data["report"] = decode_report(latest) if latest else None
+        data["weblog_url"] = data["products_url"] = None
+        if latest and isinstance(latest.get("timestamp"), str):
+            stem = products.weblog_stem(uid, latest["timestamp"])
+            data["weblog_url"] = f"{cache_url}/weblogs/{quote(stem, safe=':')}/index.html"
+            if isinstance(latest.get("productsDir"), str):
+                data["products_url"] = f"{cache_url}/{quote(latest['productsDir'], safe=':')}/"
+        delivery = Delivery(self.server).get(uid)
+        data["delivery"] = delivery and {k: delivery.get(k) for k in ("timestamp", "complete", "dataProducts")}
+        data["products"] = self._products(uid, latest, delivery)
+        return data
+
+    def _products(self, uid, report, delivery):
+        """The OUS's products (expected from its latest run, recorded, delivered) and their NGAS copy."""
+        recorded = {d["_id"] for d in Metadata(self.server).for_ous(uid)}
+        delivered = set((delivery or {}).get("dataProducts") or ())
+        expected = set()
+        if report and isinstance(report.get("timestamp"), str):
+            expected = set(products.product_names(uid, report["timestamp"]))
+            expected.add(products.weblog_name(uid, report["timestamp"]))
+        ngas = Ngas(self.server)
+        rows = []
+        for name in sorted(expected | recorded | delivered):
+            stored = ngas.get(name)
+            rows.append({"name": name, "metadata": name in recorded, "delivered": name in delivered,
+                         "ngas": stored is not None,
+                         "size": stored and stored.get("size"),
+                         "checksum": stored and stored.get("checksum"),
+                         "writeTimestamp": stored and stored.get("writeTimestamp")})
+        return rows
+
+
+# -- shaping helpers
+def ous_row(doc):
+    flags = doc.get("flags") if isinstance(doc.get("flags"), dict) else {}
+    return {"id": doc.get("_id"), "uid": doc.get("entityId"), "progID": doc.get("progID"),
+            "state": doc.get("state"), "substate": doc.get("substate"),
+            "executive": flags.get(EXECUTIVE_FLAG), "timestamp": doc.get("timestamp")}
+
+
+def _listing(messages):
+    """Messages newest first, with their count per selector."""
+    capped = len(messages) > SCAN_CAP
+    messages = sorted(messages[:SCAN_CAP], key=lambda m: str(m.get("creationTimestamp")), reverse=True)
+    counts = collections.Counter(str(m.get("selector")) for m in messages)
+    return {"count": len(messages), "capped": capped,
+            "by_selector": [{"selector": s, "count": n} for s, n in sorted(counts.items())],
+            "rows": messages}
+
+
+def _capped(listing, cap):
+    return dict(listing, rows=listing["rows"][:cap])
+
+
+def count_docs(db, messages=False):
+    """Documents in DB, design documents (and, for msgq, groups) left out.
+
+    _all_docs sorts ids by their raw bytes: message ids start with a digit
+    (their creation time), so every other msgq document sorts after ":".
+    """
+    total = db.all_docs(limit=0)["total_rows"]
+    others = db.all_docs(startkey=":") if messages else \
+        db.all_docs(startkey="_design/", endkey="_design0")
+    return total - len(others["rows"])
+
+
+def _seconds(ts):
+    try:
+        return parse_timestamp(ts)
+    except (TypeError, ValueError):
+        return None
+
+
+def timeline(history, now=None):
+    """The OUS's history with the time spent in each entry (the last one: until now)."""
+    now = now if now is not None else datetime.datetime.now(datetime.timezone.utc).timestamp()
+    entries = [h for h in history if isinstance(h, dict)]
+    rows = []
+    for i, entry in enumerate(entries):
+        start = _seconds(entry.get("timestamp"))
+        end = _seconds(entries[i + 1].get("timestamp")) if i + 1 < len(entries) else now
+        spent = max(0.0, end - start) if start is not None and end is not None else None
+        rows.append({"state": entry.get("state"), "substate": entry.get("substate"),
+                     "timestamp": entry.get("timestamp"), "seconds": spent,
+                     "current": i == len(entries) - 1})
+    # Each entry's segment of a 100-wide bar, never too thin to see.
+    total = sum(r["seconds"] or 0 for r in rows)
+    widths = [max(0.015, (r["seconds"] or 0) / total) if total else 1 for r in rows]
+    offset = 0.0
+    for r, w in zip(rows, widths):
+        r["share"] = round(100 * w / sum(widths), 3)
+        r["offset"] = round(offset, 3)
+        offset += r["share"]
+    return rows
+
+
+def decode_report(doc):
+    """The Pipeline report: its run, the XML text and its fields as (name, value) pairs."""
+    data = {"timestamp": doc.get("timestamp"), "source": doc.get("source"),
+            "productsDir": doc.get("productsDir"), "xml": None, "fields": [], "error": None}
+    try:
+        data["xml"] = Reports.decode(doc)
+        root = ET.fromstring(data["xml"])
+    except (KeyError, TypeError, ValueError, ET.ParseError) as exc:
+        data["error"] = f"the report cannot be read: {exc}"
+        return data
+    data["root"] = root.tag
+    data["fields"] = list(_fields(root))
+    return data
+
+
+def _fields(element, path=()):
+    """(label, value) of every attribute and leaf element, labelled by its path below the root."""
+    here = path + (element.tag,)
+    label = " › ".join(here[1:]) or element.tag
+    for name, value in element.attrib.items():
+        yield f"{label} @{name}", value
+    children = list(element)
+    for child in children:
+        yield from _fields(child, here)
+    if not children and (element.text or "").strip():
+        yield label, element.text.strip()
