@@ -15,7 +15,6 @@ request redelivered later is never run twice at once.
 
 import base64
 import ctypes
-import ctypes.util
 import functools
 import os
 import signal
@@ -34,9 +33,8 @@ from .ous import EXECUTIVE_FLAG, PIPELINE_RECIPES, check_progid, check_uid
 from .runtime import Context, run_main
 
 PR_SET_PDEATHSIG = 1
-# Loaded before any fork: the child, between fork and exec, only makes the call.
-_prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl \
-    if sys.platform.startswith("linux") else None
+# Looked up before any fork: the child, between fork and exec, only makes the call.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 def _die_with_parent(parent_pid):
