@@ -232,14 +232,15 @@ class Database:
     def get_attachment(self, doc_id, name):
         return self._req("GET", f"{doc_path(doc_id)}/{quote(name, safe='')}", raw=True).content
 
-    def changes(self, since, timeout_ms=None, include_docs=True, limit=None, read_timeout=None):
+    def changes(self, since, timeout_ms=None, include_docs=True, limit=None, read_timeout=None,
+                wait=None):
         """One _changes request: a long poll when timeout_ms is given."""
         params = {"since": since, "include_docs": "true" if include_docs else "false"}
         if timeout_ms is not None:
             params.update(feed="longpoll", timeout=int(timeout_ms))
         if limit:
             params["limit"] = limit
-        return self._req("GET", "_changes", params=params, timeout=read_timeout)
+        return self._req("GET", "_changes", params=params, timeout=read_timeout, wait=wait)
 
     def update(self, doc_id, change, create=None, attempts=20):
         """Read-modify-write with retry on conflict.

@@ -207,6 +207,8 @@ def tmux(demo):
 def main(use_tmux, exit_when_done, timeout, dashboard_port, jao_cache_port, eu_cache_port):
     """Run DRAWS on this host and watch OUSs reach Delivered."""
     from . import config
+    from .runtime import setup_logging
+    setup_logging("demo", "WARNING")
     settings = config.load()
     var = os.environ.get("DRAWS_VAR", str(ROOT / "var"))
     delay = os.environ.get("DRAWS_DELAY_SCALE", "0.5")

@@ -67,16 +67,19 @@ class Feed:
             try:
                 res = self.db.changes(self.since, timeout_ms=IDLE_SECONDS * 1000,
                                       include_docs=self.include_docs,
-                                      read_timeout=(10, IDLE_SECONDS + 10))
-                failures = 0
+                                      read_timeout=(10, IDLE_SECONDS + 10), wait=False)
             except requests.ReadTimeout:
                 continue  # PouchDB Server keeps an idle long poll open: ask again
             except (CouchError, requests.RequestException, ValueError) as exc:
+                # Our own backoff (not the client's), so that stop() is honoured.
                 failures += 1
                 if failures == 1:
                     log.warning("changes feed of %s interrupted (%s); retrying", self.db.name, exc)
-                time.sleep(min(0.2 * 2 ** failures, 5.0))
+                self._stop.wait(min(0.2 * 2 ** failures, 5.0))
                 continue
+            if failures:
+                log.warning("changes feed of %s resumed", self.db.name)
+                failures = 0
             if self._stop.is_set():
                 break
             with self._lock:
