@@ -74,5 +74,6 @@ def test_auto_assigns_every_pipeline_ous_as_it_appears(server, actors):
              what="OUSs launched later Processing")
 
     assert all(status.get(u)["flags"] == {EXECUTIVE_FLAG: "NA"} for u in later + [A])
-    assert sorted(b["ousUID"] for b in sent(server, "pipeline.process.NA")) == sorted(later + [A])
+    wait_for(lambda: sorted(b["ousUID"] for b in sent(server, "pipeline.process.NA")) == sorted(later + [A]),
+             30, what="6 pipeline.process.NA messages")
     assert status.get(MANUAL)["state"] == "ReadyForProcessing"

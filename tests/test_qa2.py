@@ -120,5 +120,5 @@ def test_auto_waits_for_the_report_of_the_latest_run_and_refuses_bad_ones(server
     [ingest] = messages(server, "ingest.JAO")
     assert ingest["body"]["timestamp"] == RUN2
     assert len(reports.for_ous(uid)) == 2
-    assert "QA2 SemiPass" in qa2.log()
+    wait_for(lambda: "QA2 SemiPass" in qa2.log(), 30, what="the verdict logged")
     assert qa2.alive()

@@ -2,7 +2,7 @@
 
 from draws.archive import Delivery, Metadata, Ngas
 from draws.bus import Bus
-from draws.ous import EXECUTIVE_FLAG, StatusTable
+from draws.ous import EXECUTIVE_FLAG
 from draws.products import products_dir, products_path
 from support import wait_for
 from test_ingestor import PROG, RUN, ingest, make_products, verified
@@ -25,7 +25,7 @@ def test_an_ingested_ous_is_delivered_with_the_expected_end_state(server, actors
     delivery = Delivery(server).get(uid)
     assert delivery["complete"] is True and len(delivery["dataProducts"]) == 5
     assert len(server.db("ngas").ids()) == 5 and len(server.db("products-metadata").ids()) == 5
-    assert server.db("msgq").find({"consumed": False}) == []
+    wait_for(lambda: server.db("msgq").find({"consumed": False}) == [], 30, what="every message consumed")
 
 
 def test_waits_for_every_product_with_a_matching_checksum(server, actors, tmp_path):
@@ -61,4 +61,4 @@ def test_waits_for_every_product_with_a_matching_checksum(server, actors, tmp_pa
     ngas.archive(names[3], contents[names[3]])          # the right bytes replace the bad copy
     wait_for(lambda: status.get(uid)["state"] == "Delivered", 30, what="Delivered")
     assert status.get(uid)["substate"] is None
-    assert f"{uid} Delivered: its 5 products are here" in tracker.log()
+    wait_for(lambda: f"{uid} Delivered: its 5 products are here" in tracker.log(), 30, what="the log line")

@@ -36,8 +36,8 @@ class Dra:
     def assign(self, ous):
         uid, recipe = ous["entityId"], ous.get("substate")
         xtss = self.ctx.xtss
+        xtss.set_exec(uid, self.location)   # first: whoever sees Processing sees where
         xtss.set_state(uid, "Processing")
-        xtss.set_exec(uid, self.location)
         self.ctx.bus.send(f"pipeline.process.{self.location}",
                           {"progID": ous.get("progID"), "ousUID": uid, "recipe": recipe})
         self.ctx.log.info("%s (%s, %s) assigned to %s", uid, ous.get("progID"), recipe, self.location)
