@@ -160,9 +160,9 @@ class Bus:
         """Start a receiver in the background and return it."""
         return self.receiver(patterns, handler, **kw).start()
 
-    def expect(self, selector):
+    def expect(self, selector, what=None):
         """Prepare to wait for one message on SELECTOR (an RPC reply); see take()."""
-        waiter = _Waiter(selector)
+        waiter = _Waiter(selector, what or selector)
         with self._lock:
             self._waiters[selector] = waiter
         self.feed()
@@ -174,10 +174,20 @@ class Bus:
             waiter.doc = doc
             waiter.event.set()
 
-    def take(self, waiter, timeout):
-        """Wait up to TIMEOUT s for WAITER's message; mark it done and return it."""
+    def take(self, waiter, timeout, patience=15.0):
+        """Wait up to TIMEOUT s for WAITER's message; mark it done and return it.
+
+        Says every PATIENCE seconds that it still waits, so a person knows why
+        nothing happens (the executor may be down, or a replication link).
+        """
         try:
-            if not waiter.event.wait(timeout):
+            deadline = time.monotonic() + timeout
+            while not waiter.event.wait(min(patience, max(0.0, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
+                    break
+                log.warning("still waiting for a reply on %s (%.0f s so far)", waiter.what,
+                            timeout - (deadline - time.monotonic()))
+            if not waiter.event.is_set():
                 # The feed may lag behind (a reconnect); ask once directly.
                 docs = self.db.find({"selector": waiter.selector, "consumed": False}, limit=1)
                 if not docs:
@@ -195,14 +205,28 @@ class Bus:
             with self._lock:
                 self._waiters.pop(waiter.selector, None)
 
+    def withdraw(self, message_id, reason):
+        """Take back a message nobody has taken yet (True), e.g. an RPC request we gave up on."""
+        doc = self.db.get_or_none(message_id)
+        if doc is None or doc.get("consumed"):
+            return False
+        doc.update(consumed=True, status="failed", consumedBy=self.identity,
+                   consumedAt=timestamp(), handledAt=timestamp(), error=f"withdrawn: {reason}")
+        try:
+            self.db.put(doc)
+            return True
+        except Conflict:
+            return False   # its receiver took it just now
+
     def close(self):
         if self._feed:
             self._feed.stop()
 
 
 class _Waiter:
-    def __init__(self, selector):
+    def __init__(self, selector, what):
         self.selector = selector
+        self.what = what
         self.event = threading.Event()
         self.doc = None
 

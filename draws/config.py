@@ -34,7 +34,7 @@ class Settings:
     delay_scale: float = 1.0
     failure_rate: float = 0.1
     seed: int = None
-    rpc_timeout: float = 60.0
+    rpc_timeout: float = 300.0   # patient: a reply may cross a replication link that is down
 
     def require(self, *names):
         """Raise a ConfigError naming the first missing setting."""

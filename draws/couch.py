@@ -85,8 +85,9 @@ class Server:
                     timeout=timeout or self.timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 reason = _short_reason(exc)
-                if isinstance(exc, requests.ReadTimeout) and timeout:
-                    raise  # a caller-chosen read timeout (long polls) is not an outage
+                if timeout and _is_read_timeout(exc):
+                    # A caller-chosen read timeout (long polls) is not an outage.
+                    raise requests.ReadTimeout(str(exc)) from None
                 if not wait or (self.max_wait is not None
                                 and time.monotonic() - started > self.max_wait):
                     raise Unavailable(f"CouchDB at {self.url} is unreachable ({reason})") from None
@@ -118,6 +119,12 @@ class Server:
             return True
         except CouchError:
             return False
+
+
+def _is_read_timeout(exc):
+    # requests raises a ConnectionError when the timeout strikes while the
+    # body streams in (PouchDB Server sends a long poll's headers at once).
+    return isinstance(exc, requests.ReadTimeout) or "read timed out" in str(exc).lower()
 
 
 def _short_reason(exc):

@@ -15,8 +15,10 @@ because only the destination site's receivers ever claim it.
 """
 
 import re
+import uuid
 
 from . import tables
+from .bus import timestamp
 from .couch import Server, safe_url
 
 PULLED_BY_ARCS = (tables.DELIVERY, tables.NGAS, tables.REPORTS, tables.METADATA, tables.STATUS)
@@ -60,7 +62,9 @@ def setup(jao_url, arc_urls):
             continue
         if existing:  # a replication document cannot be edited in place: replace it
             db.delete(rid, existing["_rev"])
-        db.put(dict(wanted, _id=rid))
+        # A marker unique to this setup: PouchDB Server's replicator ignores a
+        # document identical to one deleted before (it thinks it runs already).
+        db.put(dict(wanted, _id=rid, draws_setup=f"{timestamp()}-{uuid.uuid4().hex[:8]}"))
         done.append((puller, rid, "updated" if existing else "created"))
     return done
 

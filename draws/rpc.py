@@ -60,11 +60,15 @@ def call(bus, selector, body, timeout=60.0):
 
     Raises RPCTimeout when no reply comes within TIMEOUT seconds.
     """
+    if selector.endswith(".*"):
+        raise InvalidRequest(f"an RPC request goes to one executor, not to the group {selector!r}")
     msgback_id = uuid.uuid4().hex
-    waiter = bus.expect(msgback_id)   # listen before sending: no reply can slip by
-    bus.send(selector, body, msgback_id=msgback_id)
+    waiter = bus.expect(msgback_id, what=f"'{selector}'")   # listen first: no reply slips by
+    (request_id,) = bus.send(selector, body, msgback_id=msgback_id)
     reply = bus.take(waiter, timeout)
     if reply is None:
+        # Take the request back if nobody has it yet, so no orphan reply appears later.
+        bus.withdraw(request_id, f"no reply within {timeout:g} s")
         raise RPCTimeout(f"no reply from '{selector}' within {timeout:g} s "
                          f"(is its executor running and CouchDB replicating?)")
     return reply.body

@@ -61,7 +61,7 @@ def _field(body, name):
 class Client:
     """Calls XTSS over the bus; raises RemoteError with XTSS's reason on errors."""
 
-    def __init__(self, bus, timeout=60.0):
+    def __init__(self, bus, timeout=300.0):
         self.bus = bus
         self.timeout = timeout
 

@@ -57,3 +57,16 @@ def test_a_request_without_msgbackid_is_marked_failed(bus, server):
         assert "msgbackID" in doc["error"]
     finally:
         executor.stop()
+
+
+def test_a_timed_out_request_is_withdrawn_so_no_orphan_reply_appears(bus, server):
+    with pytest.raises(RPCTimeout):
+        rpc.call(bus, "late", {"x": 1}, timeout=0.5)
+    (request,) = server.db("msgq").find({"selector": "late"})
+    assert request["consumed"] is True and request["status"] == "failed"
+    assert "withdrawn" in request["error"]
+    seen = []
+    executor = rpc.Executor(bus, "late", lambda body: seen.append(body)).start()
+    time.sleep(1.0)
+    executor.stop()
+    assert seen == []   # the executor that comes late does not run it

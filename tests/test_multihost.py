@@ -1,0 +1,237 @@
+"""JAO and ARCs as separate hosts: own addresses, own CouchDB, own cache.
+
+Hosts are loopback aliases (127.0.0.2, 127.0.0.3, ...), each with its own
+PouchDB Server on port 5984, linked only by CouchDB pull replication and by
+rsync — over ssh to a real sshd, with a key made by the test, in the
+two-host tests.
+"""
+
+import filecmp
+import getpass
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from draws import products, server as embedded, tables
+from draws.couch import Server
+from draws.ous import EXECUTIVE_FLAG, StatusTable
+from support import Actors, free_port, wait_for
+
+PROG = "2015.1.00657.S"
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+class Host:
+    """One site: its address, CouchDB, cache and actors."""
+
+    def __init__(self, name, ip, location, root):
+        self.name, self.ip, self.location = name, ip, location
+        self.url = f"http://{ip}:5984"
+        self.cache = root / name / "cache"
+        (self.cache / "weblogs").mkdir(parents=True)
+        self.couch = embedded.spawn(self.url, root / name / "couchdb", in_memory=True,
+                                    log_file=root / name / "couchdb.log")
+        self.server = Server(self.url, max_wait=30)
+        tables.ensure(self.server)
+        self.status = StatusTable(self.server)
+        self.cache_port = free_port(ip)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("DRAWS_")}
+        base.update(DRAWS_COUCHDB_URL=self.url, DRAWS_LOCATION=location,
+                    DRAWS_LOCAL_CACHE=str(self.cache), DRAWS_DELAY_SCALE="0",
+                    DRAWS_FAILURE_RATE="0", DRAWS_SEED="3", PYTHONUNBUFFERED="1")
+        base[f"DRAWS_{location}_CACHE"] = str(self.cache)
+        self.actors = Actors(base, root / name)
+
+    def start(self, script, *args, **kw):
+        return self.actors.start(script, *args, name=f"{self.name}-{Path(script).stem}", **kw)
+
+    def state(self, uid):
+        doc = self.status.get_or_none(uid)
+        return doc and doc["state"]
+
+    def count(self, table, **selector):
+        return len(self.server.db(table).find(selector or {"_id": {"$gt": None}}))
+
+    def unconsumed(self):
+        return self.server.db(tables.MSGQ).find({"consumed": False})
+
+    def stop(self):
+        self.actors.stop_all()
+        self.couch.kill()
+        self.couch.wait()
+
+
+@pytest.fixture
+def hosts(tmp_path, request):
+    made = []
+
+    def make(name, ip, location):
+        host = Host(name, ip, location, tmp_path)
+        made.append(host)
+        return host
+    yield make
+    failed = getattr(request.node, "rep_call", None) and request.node.rep_call.failed
+    for host in made:
+        if failed:
+            print(host.actors.logs())
+        host.stop()
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real sshd on 127.0.0.3 accepting a key made for the test: returns RSYNC_RSH."""
+    d = tmp_path / "ssh"
+    d.mkdir()
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
+    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+    port = free_port("127.0.0.3")
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.3\nHostKey {d / 'host_key'}\nPidFile {d / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=open(d / "sshd.log", "wb"), stderr=subprocess.STDOUT)
+    rsh = (f"ssh -p {port} -i {d / 'client_key'} -o BatchMode=yes -o StrictHostKeyChecking=no "
+           f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+    wait_for(lambda: subprocess.run(rsh.split() + ["127.0.0.3", "true"],
+                                    capture_output=True).returncode == 0,
+             timeout=20, what="sshd to accept the key")
+    yield rsh
+    proc.kill()
+    proc.wait()
+
+
+def replication(command, jao, *arcs):
+    res = jao.actors.run("draws", "replication", command, "--jao", jao.url,
+                         *[a for arc in arcs for a in ("--arc", arc.url)])
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def start_jao(jao, arcs, rsh=None, dra=True):
+    caches = {}
+    for arc in arcs:
+        where = f"{getpass.getuser()}@{arc.ip}:{arc.cache}" if rsh else str(arc.cache)
+        caches[f"-{arc.location[:2].lower()}c"] = where
+    env = {"RSYNC_RSH": rsh} if rsh else {}
+    jao.start("xtss.py")
+    jao.start("aqua-batch-helper.py")
+    if dra:
+        jao.start("dra.py", "--auto", "-a", arcs[0].location)
+    jao.start("aqua-qa2.py", "--auto", "P")
+    jao.start("product-ingestor.py")
+    jao.start("replicated-cache.py", *[x for kv in caches.items() for x in kv],
+              "--host", jao.ip, "-p", jao.cache_port, env=env)
+
+
+def start_arc(arc):
+    arc.start("torque-maui.py", "-x", "2")
+    arc.start("data-tracker.py")
+    arc.start("replicated-cache.py", "--host", arc.ip, "-p", arc.cache_port)
+
+
+def launch(jao, uid, *args):
+    res = jao.actors.run("launcher.py", PROG, uid, *args)
+    assert res.returncode == 0, res.stderr
+
+
+def assert_end_state(jao, arc, uids):
+    """Spec §5 on both hosts, for UIDS processed at ARC."""
+    for host in (jao, arc):
+        for uid in uids:
+            doc = host.status.get(uid)
+            assert doc["state"] == "Delivered" and not doc["substate"]
+            assert EXECUTIVE_FLAG not in doc["flags"]
+    n = len(uids)
+    for host in (jao, arc):
+        wait_for(lambda: host.count(tables.NGAS) == 6 * n and host.count(tables.METADATA) == 5 * n
+                 and host.count(tables.REPORTS) == n
+                 and host.count(tables.DELIVERY, complete=True) == n,
+                 what=f"the archive tables at {host.name}")
+        wait_for(lambda: not host.unconsumed(), what=f"no unconsumed messages at {host.name}")
+        assert not host.server.db(tables.MSGQ).find({"status": "failed"})
+    for uid in uids:
+        report = jao.server.db(tables.REPORTS).find({"ousUID": uid})[0]
+        pdir = products.products_dir(PROG, report["timestamp"])
+        cmp = filecmp.dircmp(jao.cache / pdir, arc.cache / pdir)
+        assert not cmp.left_only and not cmp.right_only and not cmp.diff_files
+        stem = products.weblog_stem(uid, report["timestamp"])
+        assert (jao.cache / "weblogs" / stem / "index.html").exists()
+        assert (arc.cache / "weblogs" / stem / "index.html").exists()
+
+
+def test_two_hosts_with_rsync_over_ssh(hosts, sshd):
+    jao = hosts("jao", "127.0.0.2", "JAO")
+    arc = hosts("arc", "127.0.0.3", "EU")
+    out = replication("setup", jao, arc)
+    assert out.count("created") == 7
+    assert replication("setup", jao, arc).count("exists") == 7        # idempotent
+    start_jao(jao, [arc], rsh=sshd)
+    start_arc(arc)
+    uid = "uid://X1/X1/Xb0"
+    launch(jao, uid, "PipelineCalibration")
+    wait_for(lambda: jao.state(uid) == "Delivered", timeout=180, what="Delivered at JAO")
+    wait_for(lambda: arc.state(uid) == "Delivered", timeout=60, what="Delivered replicated to the ARC")
+    assert_end_state(jao, arc, [uid])
+    status = replication("status", jao, arc)
+    assert "draws-msgq-from-127_0_0_3_5984" in status and "missing" not in status
+
+
+def test_replication_cut_mid_life_cycle(hosts, sshd):
+    jao = hosts("jao", "127.0.0.2", "JAO")
+    arc = hosts("arc", "127.0.0.3", "EU")
+    replication("setup", jao, arc)
+    start_jao(jao, [arc], rsh=sshd, dra=False)
+    start_arc(arc)
+    uids = [f"uid://X1/X1/Xc{i}" for i in range(3)]
+    for uid in uids:
+        launch(jao, uid, "PipelineCalibration", "EU")
+    wait_for(lambda: arc.unconsumed() or any(arc.state(u) == "Processing" for u in uids),
+             what="work reaching the ARC")
+    replication("teardown", jao, arc)                                # cut the link
+    time.sleep(8)
+    assert all(jao.state(u) != "Delivered" for u in uids)
+    replication("setup", jao, arc)                                   # and restore it
+    for uid in uids:
+        wait_for(lambda: jao.state(uid) == "Delivered", timeout=240, what=f"{uid} Delivered")
+    wait_for(lambda: all(arc.state(u) == "Delivered" for u in uids), what="Delivered at the ARC")
+    assert_end_state(jao, arc, uids)
+    for uid in uids:
+        assert len(jao.server.db(tables.REPORTS).find({"ousUID": uid})) == 1
+
+
+def test_jao_with_three_arcs(hosts):
+    jao = hosts("jao", "127.0.0.2", "JAO")
+    arcs = [hosts(loc.lower(), f"127.0.0.{i}", loc) for i, loc in ((3, "EA"), (4, "EU"), (5, "NA"))]
+    replication("setup", jao, *arcs)
+    start_jao(jao, arcs, dra=False)
+    for arc in arcs:
+        start_arc(arc)
+    uids = {arc.location: f"uid://X1/X2/X{arc.location}" for arc in arcs}
+    for arc in arcs:
+        launch(jao, uids[arc.location], "PipelineImaging")
+        res = jao.actors.run("dra.py", "-a", arc.location, input=f"{uids[arc.location]}\n")
+        assert res.returncode == 0, res.stderr
+    for arc in arcs:
+        uid = uids[arc.location]
+        wait_for(lambda: jao.state(uid) == "Delivered", timeout=240, what=f"{uid} Delivered")
+        history = jao.status.get(uid)["history"]
+        assert any(h["state"] == "Processing" for h in history)
+        report = jao.server.db(tables.REPORTS).find({"ousUID": uid})
+        assert [r["source"] for r in report] == [arc.location]
+    for arc in arcs:
+        wait_for(lambda: all(arc.state(u) == "Delivered" for u in uids.values()),
+                 what=f"Delivered replicated to {arc.name}")
+        pdirs = [p.name for p in arc.cache.iterdir() if p.name.startswith(PROG)]
+        assert len(pdirs) == 1, f"{arc.name} processed {pdirs}"
+    n = len(uids)
+    wait_for(lambda: jao.count(tables.NGAS) == 6 * n and jao.count(tables.REPORTS) == n,
+             what="JAO's archive")
+    wait_for(lambda: not jao.unconsumed(), what="no unconsumed messages at JAO")
