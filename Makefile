@@ -30,8 +30,12 @@ test: install            ## the whole test suite (starts its own servers)
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000
 	$(BIN)/python -m draws demo
 
-bench: install           ## measurements; writes BENCHMARKS.md
+bench: install $(VENV)/.bench  ## measurements; writes BENCHMARKS.md and docs/bench-*.png
 	$(BIN)/python -m draws.benchmarks
+
+$(VENV)/.bench: pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@
 
 clean: stop
 	rm -rf var
