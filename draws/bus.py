@@ -3,7 +3,11 @@
 Delivery is push-driven and exactly-once:
 
 * receivers are woken by the ``_changes`` feed, never by a sleep between
-  polls (a slow re-scan runs once a minute as a safety net only);
+  polls (a slow re-scan runs once a minute as a safety net only). Each
+  receiver's feed is filtered by CouchDB (the ``draws-bus`` design document)
+  to its own selectors' unconsumed or claimed messages, and an RPC caller's
+  to its own replies, so a message wakes only those who may take it, not
+  every process on the bus;
 * a receiver *claims* a message by writing ``consumed: true`` on the
   revision it read: CouchDB accepts only one such write, so a conflict
   means another receiver has it;
@@ -26,7 +30,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .exceptions import Conflict, DrawsError, InvalidRequest, NotFound
+from .couch import Database
+from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
 from .feed import Feed
 
 log = logging.getLogger("draws.bus")
@@ -36,6 +41,18 @@ LEASE_SECONDS = 30.0
 RESCAN_SECONDS = 60.0
 MAX_ATTEMPTS = 5
 SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.*:-]{1,200}$")
+
+# The changes filter (CouchDB and PouchDB Server both run it): messages whose
+# selector matches the ``pattern`` query parameter (a regex), unconsumed or
+# claimed. Handled, failed and deleted messages wake nobody.
+FILTER_DDOC = "_design/draws-bus"
+FILTER = "draws-bus/messages"
+FILTER_JS = ("function (doc, req) {\n"
+             "  if (typeof doc.selector !== 'string' || doc._deleted) return false;\n"
+             "  if (doc.consumed && doc.status !== 'claimed') return false;\n"
+             "  return new RegExp(req.query.pattern).test(doc.selector);\n"
+             "}")
+_filters_ready = {}   # (server url, db) -> True (filter in place) or False (not allowed: unfiltered)
 
 
 def timestamp(when=None):
@@ -93,6 +110,37 @@ def is_message(doc):
         and not doc["_id"].startswith("_design/")
 
 
+class _FilteredMessages(Database):
+    """msgq as seen through the bus's changes filter, for one selector regex."""
+
+    def __init__(self, db, regex_text):
+        super().__init__(db.server, db.name)
+        self._filter = {"filter": FILTER, "pattern": regex_text}
+
+    def _req(self, method, path="", **kw):
+        if path == "_changes":
+            kw["params"] = dict(kw.get("params") or {}, **self._filter)
+        return super()._req(method, path, **kw)
+
+
+def _ensure_filter(db):
+    """Put the changes filter in DB (once per process); False if we may not (then feeds go unfiltered)."""
+    key = (db.server.url, db.name)
+    if key not in _filters_ready:
+        def change(doc):
+            if doc.get("filters", {}).get("messages") == FILTER_JS:
+                return False
+            doc["filters"] = {"messages": FILTER_JS}
+        try:
+            db.update(FILTER_DDOC, change, create=dict)
+            _filters_ready[key] = True
+        except CouchError as exc:   # e.g. a member who is no database admin on CouchDB
+            log.warning("cannot install the bus's changes filter in %s (%s): every change "
+                        "of msgq will wake every receiver", db.name, exc)
+            _filters_ready[key] = False
+    return _filters_ready[key]
+
+
 class Bus:
     """Send and receive messages. One per process is enough; it is thread-safe."""
 
@@ -104,6 +152,9 @@ class Bus:
         self._feed = None
         self._lock = threading.Lock()
         self._waiters = {}   # reply selector -> _Waiter
+        # Our RPC replies' selectors (msgbackIDs, 32 hex digits) start with
+        # this, so that our reply feed is woken by our replies only.
+        self._reply_prefix = uuid.uuid4().hex[:8]
 
     # -- sending
     def send(self, selector, body, msgback_id=None):
@@ -143,13 +194,26 @@ class Bus:
         return self.db.update(name, change, create=dict)
 
     # -- receiving
+    def message_feed(self, regex_text, callback, name):
+        """A started Feed calling CALLBACK(doc) for messages whose selector matches REGEX_TEXT.
+
+        CouchDB filters it when it can; subscribers check what they get anyway.
+        """
+        db = _FilteredMessages(self.db, regex_text) if _ensure_filter(self.db) else self.db
+        feed = Feed(db, name=name)
+        feed.subscribe(callback)
+        return feed.start()
+
+    def new_reply_selector(self):
+        """A fresh msgbackID (32 hex digits) whose reply our reply feed will see."""
+        return self._reply_prefix + uuid.uuid4().hex[:24]
+
     def feed(self):
-        """The process's one follower of msgq, started on first use."""
+        """The follower of our RPC replies, started on first use."""
         with self._lock:
             if self._feed is None:
-                self._feed = Feed(self.db, name="msgq-feed")
-                self._feed.subscribe(self._on_change)
-                self._feed.start()
+                self._feed = self.message_feed(f"^{self._reply_prefix}[0-9a-f]{{24}}$",
+                                               self._on_change, name="msgq-replies")
             return self._feed
 
     def receiver(self, patterns, handler, concurrency=1, lease=LEASE_SECONDS, name=None):
@@ -257,6 +321,7 @@ class Receiver:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"handler-{self.name}")
         self._stop = threading.Event()
         self._thread = None
+        self._feed = None
         self.handled = 0
 
     def start(self):
@@ -267,7 +332,9 @@ class Receiver:
     def stop(self, wait=True):
         self._stop.set()
         self._events.put(None)
-        self.bus.feed().unsubscribe(self._on_doc)
+        if self._feed is not None:
+            self._feed.unsubscribe(self._on_doc)
+            self._feed.stop()
         self._pool.shutdown(wait=wait)
 
     def join(self, timeout=None):
@@ -280,7 +347,8 @@ class Receiver:
     # -- the loop
     def run(self):
         log.debug("%s listening on %s", self.bus.actor, ", ".join(self.patterns))
-        self.bus.feed().subscribe(self._on_doc)
+        # Our own feed, started before the first scan so that nothing falls between.
+        self._feed = self.bus.message_feed(self._regex_text, self._on_doc, name=f"msgq-{self.name}")
         next_scan = 0.0
         while not self._stop.is_set():
             now = time.time()

@@ -1,7 +1,6 @@
 """RPC over the bus: a request carries ``msgbackID``; the reply goes to it."""
 
 import logging
-import uuid
 
 from .exceptions import DrawsError, InvalidRequest, RPCTimeout
 
@@ -62,7 +61,7 @@ def call(bus, selector, body, timeout=60.0):
     """
     if selector.endswith(".*"):
         raise InvalidRequest(f"an RPC request goes to one executor, not to the group {selector!r}")
-    msgback_id = uuid.uuid4().hex
+    msgback_id = bus.new_reply_selector()
     waiter = bus.expect(msgback_id, what=f"'{selector}'")   # listen first: no reply slips by
     (request_id,) = bus.send(selector, body, msgback_id=msgback_id)
     reply = bus.take(waiter, timeout)
