@@ -50,7 +50,9 @@ def rsync(source, dest):
     except FileNotFoundError:
         raise TransferError("rsync is not installed (apt-get install rsync)") from None
     if proc.returncode != 0:
-        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        # ssh's "Warning: Permanently added ..." is noise; the reason follows it.
+        lines = [line.strip() for line in proc.stderr.splitlines()
+                 if line.strip() and not line.startswith("Warning:")]
         reason = lines[0] if lines else "no message"
         raise TransferError(f"rsync {source} failed (exit {proc.returncode}): {reason}")
 

@@ -81,6 +81,14 @@ def stop(var_dir):
         return 0
     pid = int(pid_file.read_text())
     try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b""
+    if b"pouchdb-server" not in cmdline:   # gone, and the pid may belong to someone else now
+        pid_file.unlink()
+        print(f"the embedded server (pid {pid}) was not running")
+        return 0
+    try:
         os.kill(pid, signal.SIGTERM)
         for _ in range(50):
             os.kill(pid, 0)

@@ -1,6 +1,6 @@
 """JAO and ARCs as separate hosts: own addresses, own CouchDB, own cache.
 
-Hosts are loopback aliases (127.0.0.2, 127.0.0.3, ...), each with its own
+Hosts are loopback aliases (127.A.B.2, 127.A.B.3, ...), each with its own
 PouchDB Server on port 5984, linked only by CouchDB pull replication and by
 rsync — over ssh to a real sshd, with a key made by the test, in the
 two-host tests.
@@ -9,6 +9,7 @@ two-host tests.
 import filecmp
 import getpass
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -22,6 +23,9 @@ from draws.ous import EXECUTIVE_FLAG, StatusTable
 from support import Actors, free_port, wait_for
 
 PROG = "2015.1.00657.S"
+# Hosts are 127.A.B.2, .3, ... with A.B drawn per session, so that test runs on
+# one machine at the same time (CI, a developer) never share a host address.
+NET = f"127.{random.randint(10, 250)}.{random.randint(0, 250)}"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -83,15 +87,15 @@ def hosts(tmp_path, request):
 
 @pytest.fixture
 def sshd(tmp_path):
-    """A real sshd on 127.0.0.3 accepting a key made for the test: returns RSYNC_RSH."""
+    """A real sshd on the ARC's address accepting a key made for the test: returns RSYNC_RSH."""
     d = tmp_path / "ssh"
     d.mkdir()
     for key in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
     (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
-    port = free_port("127.0.0.3")
+    port = free_port(f"{NET}.3")
     (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.3\nHostKey {d / 'host_key'}\nPidFile {d / 'sshd.pid'}\n"
+        f"Port {port}\nListenAddress {NET}.3\nHostKey {d / 'host_key'}\nPidFile {d / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {d / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\n")
@@ -100,7 +104,7 @@ def sshd(tmp_path):
                             stdout=open(d / "sshd.log", "wb"), stderr=subprocess.STDOUT)
     rsh = (f"ssh -p {port} -i {d / 'client_key'} -o BatchMode=yes -o StrictHostKeyChecking=no "
            f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
-    wait_for(lambda: subprocess.run(rsh.split() + ["127.0.0.3", "true"],
+    wait_for(lambda: subprocess.run(rsh.split() + [f"{NET}.3", "true"],
                                     capture_output=True).returncode == 0,
              timeout=20, what="sshd to accept the key")
     yield rsh
@@ -168,8 +172,8 @@ def assert_end_state(jao, arc, uids):
 
 
 def test_two_hosts_with_rsync_over_ssh(hosts, sshd):
-    jao = hosts("jao", "127.0.0.2", "JAO")
-    arc = hosts("arc", "127.0.0.3", "EU")
+    jao = hosts("jao", f"{NET}.2", "JAO")
+    arc = hosts("arc", f"{NET}.3", "EU")
     out = replication("setup", jao, arc)
     assert out.count("created") == 7
     assert replication("setup", jao, arc).count("exists") == 7        # idempotent
@@ -181,12 +185,12 @@ def test_two_hosts_with_rsync_over_ssh(hosts, sshd):
     wait_for(lambda: arc.state(uid) == "Delivered", timeout=60, what="Delivered replicated to the ARC")
     assert_end_state(jao, arc, [uid])
     status = replication("status", jao, arc)
-    assert "draws-msgq-from-127_0_0_3_5984" in status and "missing" not in status
+    assert f"draws-msgq-from-{NET.replace('.', '_')}_3_5984" in status and "missing" not in status
 
 
 def test_replication_cut_mid_life_cycle(hosts, sshd):
-    jao = hosts("jao", "127.0.0.2", "JAO")
-    arc = hosts("arc", "127.0.0.3", "EU")
+    jao = hosts("jao", f"{NET}.2", "JAO")
+    arc = hosts("arc", f"{NET}.3", "EU")
     replication("setup", jao, arc)
     start_jao(jao, [arc], rsh=sshd, dra=False)
     start_arc(arc)
@@ -208,8 +212,8 @@ def test_replication_cut_mid_life_cycle(hosts, sshd):
 
 
 def test_jao_with_three_arcs(hosts):
-    jao = hosts("jao", "127.0.0.2", "JAO")
-    arcs = [hosts(loc.lower(), f"127.0.0.{i}", loc) for i, loc in ((3, "EA"), (4, "EU"), (5, "NA"))]
+    jao = hosts("jao", f"{NET}.2", "JAO")
+    arcs = [hosts(loc.lower(), f"{NET}.{i}", loc) for i, loc in ((3, "EA"), (4, "EU"), (5, "NA"))]
     replication("setup", jao, *arcs)
     start_jao(jao, arcs, dra=False)
     for arc in arcs:
@@ -235,3 +239,41 @@ def test_jao_with_three_arcs(hosts):
     wait_for(lambda: jao.count(tables.NGAS) == 6 * n and jao.count(tables.REPORTS) == n,
              what="JAO's archive")
     wait_for(lambda: not jao.unconsumed(), what="no unconsumed messages at JAO")
+
+
+def test_rsync_over_ssh_failures_are_one_clear_line_and_a_retry(hosts, sshd, tmp_path):
+    jao = hosts("jao", f"{NET}.2", "JAO")
+    arc = hosts("arc", f"{NET}.3", "EU")
+    (arc.cache / "2015.1.00657.S_2018_07_24T09_49_20.902").mkdir()
+    stranger = tmp_path / "stranger_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    wrong_key = sshd.split(" -o ")[0].replace(str(tmp_path / "ssh" / "client_key"), str(stranger))
+    wrong_key += " -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    where = f"{getpass.getuser()}@{arc.ip}:{arc.cache}"
+    refused = jao.start("replicated-cache.py", "-euc", where, "--host", jao.ip, "-p", jao.cache_port,
+                        env={"RSYNC_RSH": wrong_key})
+    from draws.bus import Bus
+    bus = Bus(jao.server, actor="test")
+
+    def failed(name):
+        docs = jao.server.db(tables.MSGQ).find({"body.name": name, "status": "failed"})
+        return docs[0] if docs else None
+    bus.send("cached.JAO", {"fileType": "productsdir", "cachedAt": "EU",
+                            "name": "2015.1.00657.S_2018_07_24T09_49_20.902"})
+    doc = wait_for(lambda: failed("2015.1.00657.S_2018_07_24T09_49_20.902"), timeout=90,
+                   what="the message failed after retries")
+    assert "Permission denied (publickey)" in doc["error"], doc["error"]
+    log = refused.log()
+    assert "retrying" in log and "Traceback" not in log
+    assert refused.alive()
+    assert not (jao.cache / "2015.1.00657.S_2018_07_24T09_49_20.902").exists()
+    assert not [p for p in jao.cache.iterdir() if p.name != "weblogs"]   # no half copy
+    refused.kill()
+    # A missing remote path, with a good key.
+    ok = jao.start("replicated-cache.py", "-euc", where, "--host", jao.ip, "-p", jao.cache_port,
+                   env={"RSYNC_RSH": sshd})
+    bus.send("cached.JAO", {"fileType": "productsdir", "cachedAt": "EU", "name": "no_such_dir"})
+    doc = wait_for(lambda: failed("no_such_dir"), timeout=90, what="the missing path to fail")
+    assert "No such file" in doc["error"] or "exit 23" in doc["error"], doc["error"]
+    assert ok.alive()
+    bus.close()
