@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -78,7 +79,8 @@ class Demo:
         env.update(extra)
         return env
 
-    def prepare(self):
+    def prepare(self, start_server=None):
+        """Empty caches and tables; start a server unless one answers (with START_SERVER)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for cache in (self.jao_cache, self.eu_cache):
             shutil.rmtree(cache, ignore_errors=True)
@@ -87,15 +89,18 @@ class Demo:
         if server.up():
             say(f"using the CouchDB that answers at {safe_url(self.couch_url)}")
         else:
-            proc = embedded.spawn(self.couch_url, self.var / "demo-couchdb", in_memory=True,
-                                  log_file=self.log_dir / "couchdb.log")
-            self.procs.append(("couchdb", proc))
+            (start_server or self.spawn_server)()
             say(f"started PouchDB Server at {safe_url(self.couch_url)} (in memory)")
         server = Server(self.couch_url)
         tables.ensure(server)
         from .actors.cleaner import clear_all
         clear_all(server)
         return server
+
+    def spawn_server(self):
+        proc = embedded.spawn(self.couch_url, self.var / "demo-couchdb", in_memory=True,
+                              log_file=self.log_dir / "couchdb.log")
+        self.procs.append(("couchdb", proc))
 
     def start_actors(self, auto=True):
         for name, extra, argv in actor_table(self.jao_cache, self.eu_cache, *self.ports, auto):
@@ -173,13 +178,29 @@ def say(text):
     print(f"demo: {text}", flush=True)
 
 
+TMUX_SESSION = "draws"
+
+
+def tmux_window(name, shell):
+    """A new window in the demo's tmux session (the first one creates it)."""
+    exists = subprocess.run(["tmux", "has-session", "-t", TMUX_SESSION],
+                            stderr=subprocess.DEVNULL).returncode == 0
+    cmd = ["new-window", "-t", TMUX_SESSION] if exists else ["new-session", "-d", "-s", TMUX_SESSION]
+    subprocess.run(["tmux"] + cmd + ["-n", name, "bash", "-c", shell], check=True)
+
+
+def tmux_server(demo):
+    """Run the embedded server in the session's first window, so that it ends with it."""
+    data = demo.var / "demo-couchdb"
+    cmd = " ".join(shlex.quote(a) for a in embedded.command(
+        urlsplit(demo.couch_url).port or 5984, "127.0.0.1", data, in_memory=True))
+    tmux_window("couchdb", f"cd {shlex.quote(str(data))} && {cmd}; exec bash")
+    if not embedded.wait_until_up(demo.couch_url):
+        raise SystemExit(f"demo: PouchDB Server did not start; see the tmux window 'couchdb'")
+
+
 def tmux(demo):
     """Open every actor in its own tmux window, prompts left to the user."""
-    if not shutil.which("tmux"):
-        raise SystemExit("demo: tmux is not installed (apt-get install tmux)")
-    session = "draws"
-    subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)
-    first = True
     windows = actor_table(demo.jao_cache, demo.eu_cache, *demo.ports, auto=False)
     windows.append(("launcher", {"DRAWS_LOCATION": "JAO"}, None))
     for name, extra, argv in windows:
@@ -188,11 +209,9 @@ def tmux(demo):
         activate = f"source {shlex.quote(str(ROOT / '.venv' / 'bin' / 'activate'))}"
         run = f"./{' '.join(shlex.quote(a) for a in argv)}" if argv else \
             f"echo 'try: ./launcher.py {PROGID} uid://X1/X1/Xb0 PipelineCalibration'"
-        shell = f"cd {shlex.quote(str(ROOT))} && {activate} && export {exports} && {run}; exec bash"
-        cmd = ["new-session", "-d", "-s", session] if first else ["new-window", "-t", session]
-        subprocess.run(["tmux"] + cmd + ["-n", name, "bash", "-c", shell], check=True)
-        first = False
-    say(f"tmux session '{session}' is ready: tmux attach -t {session}")
+        tmux_window(name, f"cd {shlex.quote(str(ROOT))} && {activate} && export {exports} && {run}; exec bash")
+    say(f"tmux session '{TMUX_SESSION}' is ready: tmux attach -t {TMUX_SESSION} "
+        f"(tmux kill-session -t {TMUX_SESSION} stops it all)")
     say("paste UIDs into the 'dra' and 'aqua-qa2' windows; the dashboard is at "
         f"http://localhost:{demo.ports[0]}")
 
@@ -213,10 +232,14 @@ def main(use_tmux, exit_when_done, timeout, dashboard_port, jao_cache_port, eu_c
     var = os.environ.get("DRAWS_VAR", str(ROOT / "var"))
     delay = os.environ.get("DRAWS_DELAY_SCALE", "0.5")
     demo = Demo(var, settings.couchdb_url, (dashboard_port, jao_cache_port, eu_cache_port), delay)
-    server = demo.prepare()
     if use_tmux:
+        if not shutil.which("tmux"):
+            raise SystemExit("demo: tmux is not installed (apt-get install tmux)")
+        subprocess.run(["tmux", "kill-session", "-t", TMUX_SESSION], stderr=subprocess.DEVNULL)
+        demo.prepare(start_server=lambda: tmux_server(demo))
         tmux(demo)
         return
+    server = demo.prepare()
     try:
         demo.start_actors()
         say(f"dashboard: http://localhost:{dashboard_port}   "

@@ -1,0 +1,63 @@
+"""`make demo` (python -m draws demo): the whole life cycle, hands-off."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from draws.ous import StatusTable
+from support import ROOT, free_port, wait_for
+
+
+def demo_env(tmp_path, url, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAWS_")}
+    env.update(DRAWS_COUCHDB_URL=url, DRAWS_VAR=str(tmp_path / "var"), DRAWS_DELAY_SCALE="0",
+               DRAWS_FAILURE_RATE="0", DRAWS_SEED="5", **extra)
+    return env
+
+
+def ports():
+    return ["--dashboard-port", str(free_port()), "--jao-cache-port", str(free_port()),
+            "--eu-cache-port", str(free_port())]
+
+
+def test_demo_brings_every_ous_to_the_end(tmp_path, server):
+    res = subprocess.run([sys.executable, "-m", "draws", "demo", "--exit-when-done", "--timeout", "240",
+                          *ports()], cwd=str(ROOT), env=demo_env(tmp_path, server.url),
+                         capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "demo: done:" in res.stdout and "Delivered" in res.stdout
+    docs = StatusTable(server).all()
+    assert len(docs) == 6
+    for doc in docs:
+        assert doc["state"] == "Delivered" or doc["substate"] == "ManualCalibration", doc
+    assert "stopping what the demo started" in res.stdout
+    # every actor it started is gone, and each left a log
+    logs = sorted(p.name for p in (tmp_path / "var" / "log").iterdir())
+    assert "dashboard.log" in logs and "torque-maui.log" in logs and len(logs) >= 10
+    out = subprocess.run(["pgrep", "-f", str(tmp_path / "var")], capture_output=True, text=True)
+    assert out.stdout.strip() == ""
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
+def test_demo_in_tmux_opens_a_window_per_actor(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    env = demo_env(tmp_path, url)
+    p = ports()
+    res = subprocess.run([sys.executable, "-m", "draws", "demo", "--tmux", *p], cwd=str(ROOT),
+                         env=env, capture_output=True, text=True, timeout=120)
+    try:
+        assert res.returncode == 0, res.stderr
+        windows = subprocess.run(["tmux", "list-windows", "-t", "draws", "-F", "#W"],
+                                 capture_output=True, text=True).stdout.split()
+        assert windows[0] == "couchdb"
+        assert {"xtss", "dra", "aqua-qa2", "torque-maui", "dashboard", "launcher"} <= set(windows)
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{p[1]}/api/health", timeout=2).ok,
+                 timeout=60, what="the dashboard in its window")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", "draws"], capture_output=True)
+    wait_for(lambda: subprocess.run(["curl", "-s", "-m", "1", url], capture_output=True).returncode != 0,
+             timeout=20, what="the server to end with the session")
