@@ -5,9 +5,10 @@ Delivery is push-driven and exactly-once:
 * receivers are woken by the ``_changes`` feed, never by a sleep between
   polls (a slow re-scan runs once a minute as a safety net only). Each
   receiver's feed is filtered by CouchDB (the ``draws-bus`` design document)
-  to its own selectors' unconsumed or claimed messages, and an RPC caller's
-  to its own replies, so a message wakes only those who may take it, not
-  every process on the bus;
+  to its own selectors' unconsumed or claimed messages, so a message wakes
+  only those who may take it, not every process on the bus. An RPC caller
+  long-polls for its one reply only while it waits: every open feed costs
+  the server work at each write to msgq;
 * a receiver *claims* a message by writing ``consumed: true`` on the
   revision it read: CouchDB accepts only one such write, so a conflict
   means another receiver has it;
@@ -30,9 +31,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import requests
+
 from .couch import Database
 from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
-from .feed import Feed
+from .feed import Feed, current_seq
 
 log = logging.getLogger("draws.bus")
 
@@ -111,16 +114,22 @@ def is_message(doc):
 
 
 class _FilteredMessages(Database):
-    """msgq as seen through the bus's changes filter, for one selector regex."""
+    """msgq whose _changes requests carry PARAMS (the bus's filter and its selector regex)."""
 
-    def __init__(self, db, regex_text):
+    def __init__(self, db, **params):
         super().__init__(db.server, db.name)
-        self._filter = {"filter": FILTER, "pattern": regex_text}
+        self._params = params
 
     def _req(self, method, path="", **kw):
         if path == "_changes":
-            kw["params"] = dict(kw.get("params") or {}, **self._filter)
+            kw["params"] = dict(kw.get("params") or {}, **self._params)
         return super()._req(method, path, **kw)
+
+
+def _filtered(db, regex_text, **params):
+    if _ensure_filter(db):
+        params.update(filter=FILTER, pattern=regex_text)
+    return _FilteredMessages(db, **params)
 
 
 def _ensure_filter(db):
@@ -149,12 +158,6 @@ class Bus:
         self.actor = actor
         self.origin_ip = _origin_ip()
         self.identity = f"{actor}@{socket.gethostname()}:{os.getpid()}"
-        self._feed = None
-        self._lock = threading.Lock()
-        self._waiters = {}   # reply selector -> _Waiter
-        # Our RPC replies' selectors (msgbackIDs, 32 hex digits) start with
-        # this, so that our reply feed is woken by our replies only.
-        self._reply_prefix = uuid.uuid4().hex[:8]
 
     # -- sending
     def send(self, selector, body, msgback_id=None):
@@ -199,22 +202,14 @@ class Bus:
 
         CouchDB filters it when it can; subscribers check what they get anyway.
         """
-        db = _FilteredMessages(self.db, regex_text) if _ensure_filter(self.db) else self.db
-        feed = Feed(db, name=name)
+        feed = Feed(_filtered(self.db, regex_text), name=name)
         feed.subscribe(callback)
         return feed.start()
 
-    def new_reply_selector(self):
-        """A fresh msgbackID (32 hex digits) whose reply our reply feed will see."""
-        return self._reply_prefix + uuid.uuid4().hex[:24]
-
-    def feed(self):
-        """The follower of our RPC replies, started on first use."""
-        with self._lock:
-            if self._feed is None:
-                self._feed = self.message_feed(f"^{self._reply_prefix}[0-9a-f]{{24}}$",
-                                               self._on_change, name="msgq-replies")
-            return self._feed
+    @staticmethod
+    def new_reply_selector():
+        """A fresh msgbackID (32 hex digits)."""
+        return uuid.uuid4().hex
 
     def receiver(self, patterns, handler, concurrency=1, lease=LEASE_SECONDS, name=None):
         """A Receiver calling HANDLER(Message) for messages on PATTERNS."""
@@ -225,49 +220,59 @@ class Bus:
         return self.receiver(patterns, handler, **kw).start()
 
     def expect(self, selector, what=None):
-        """Prepare to wait for one message on SELECTOR (an RPC reply); see take()."""
-        waiter = _Waiter(selector, what or selector)
-        with self._lock:
-            self._waiters[selector] = waiter
-        self.feed()
-        return waiter
+        """Prepare to wait for one message on SELECTOR (an RPC reply); see take().
 
-    def _on_change(self, doc):
-        waiter = self._waiters.get(doc.get("selector"))
-        if waiter and not doc.get("consumed") and is_message(doc):
-            waiter.doc = doc
-            waiter.event.set()
+        Notes where msgq stands now, so that a reply written from now on is seen.
+        """
+        return _Waiter(selector, what or selector, current_seq(self.db))
 
     def take(self, waiter, timeout, patience=15.0):
         """Wait up to TIMEOUT s for WAITER's message; mark it done and return it.
 
+        Long-polls msgq, filtered to the one selector, only while it waits.
         Says every PATIENCE seconds that it still waits, so a person knows why
         nothing happens (the executor may be down, or a replication link).
         """
-        try:
-            deadline = time.monotonic() + timeout
-            while not waiter.event.wait(min(patience, max(0.0, deadline - time.monotonic()))):
-                if time.monotonic() >= deadline:
+        # A large heartbeat lets our read timeout end an idle poll on PouchDB Server.
+        db = _filtered(self.db, f"^{re.escape(waiter.selector)}$", heartbeat=int(patience * 2000))
+        deadline = time.monotonic() + timeout
+        since, doc = waiter.since, None
+        while doc is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            wait = min(patience, left)
+            try:
+                res = db.changes(since, timeout_ms=int(wait * 1000), include_docs=True,
+                                 read_timeout=(10, wait + 1), wait=False)
+            except requests.ReadTimeout:
+                res = {}
+            except (CouchError, requests.RequestException, ValueError):
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                continue
+            since = res.get("last_seq", since)
+            for change in res.get("results", []):
+                found = change.get("doc") or {}
+                if found.get("selector") == waiter.selector and not found.get("consumed") \
+                        and is_message(found):
+                    doc = found
                     break
+            if doc is None and not res.get("results") and time.monotonic() < deadline:
                 log.warning("still waiting for a reply on %s (%.0f s so far)", waiter.what,
                             timeout - (deadline - time.monotonic()))
-            if not waiter.event.is_set():
-                # The feed may lag behind (a reconnect); ask once directly.
-                docs = self.db.find({"selector": waiter.selector, "consumed": False}, limit=1)
-                if not docs:
-                    return None
-                waiter.doc = docs[0]
-            doc = waiter.doc
-            doc.update(consumed=True, status="done", consumedBy=self.identity,
-                       consumedAt=timestamp(), handledAt=timestamp())
-            try:
-                self.db.put(doc)
-            except Conflict:
-                pass  # only we listen on a reply selector; a retried write already landed
-            return Message.from_doc(doc)
-        finally:
-            with self._lock:
-                self._waiters.pop(waiter.selector, None)
+        if doc is None:
+            # A replica may have brought the reply in under our feet; ask once directly.
+            docs = self.db.find({"selector": waiter.selector, "consumed": False}, limit=1)
+            if not docs:
+                return None
+            doc = docs[0]
+        doc.update(consumed=True, status="done", consumedBy=self.identity,
+                   consumedAt=timestamp(), handledAt=timestamp())
+        try:
+            self.db.put(doc)
+        except Conflict:
+            pass  # only we listen on a reply selector; a retried write already landed
+        return Message.from_doc(doc)
 
     def withdraw(self, message_id, reason):
         """Take back a message nobody has taken yet (True), e.g. an RPC request we gave up on."""
@@ -283,16 +288,14 @@ class Bus:
             return False   # its receiver took it just now
 
     def close(self):
-        if self._feed:
-            self._feed.stop()
+        """Nothing to release: feeds belong to receivers, and reply polls end with their call."""
 
 
+@dataclass
 class _Waiter:
-    def __init__(self, selector, what):
-        self.selector = selector
-        self.what = what
-        self.event = threading.Event()
-        self.doc = None
+    selector: str
+    what: str
+    since: object   # msgq's update sequence when the request was about to be sent
 
 
 class Receiver:
