@@ -21,6 +21,7 @@ from draws.feed import Feed
 log = logging.getLogger("draws.dashboard")
 
 MIN_GAP = 0.25        # seconds between two pushes to one browser (bursts are coalesced)
+FEED_PAUSE = 0.5      # seconds between two changes requests of one table while it changes
 KEEPALIVE = 15.0      # seconds of silence before a comment line keeps the stream open
 
 
@@ -73,7 +74,10 @@ class Hub:
             try:
                 tables.ensure(self.server)
                 for name in list(pending):
-                    feed = Feed(_WatchedDatabase(self, name), name=f"dashboard-{name}")
+                    # Only *that* a table changed matters here: no documents, and a
+                    # burst of writes costs CouchDB a request per FEED_PAUSE, not per write.
+                    feed = Feed(_WatchedDatabase(self, name), name=f"dashboard-{name}",
+                                include_docs=False, pause=FEED_PAUSE)
                     feed.subscribe(lambda doc, name=name: self.changed(name))
                     feed.start()
                     self._feeds.append(feed)

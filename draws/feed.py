@@ -27,10 +27,14 @@ class Feed:
     :func:`current_seq` *before* an initial scan so nothing falls between.
     """
 
-    def __init__(self, db, since=None, include_docs=True, name=None):
+    def __init__(self, db, since=None, include_docs=True, name=None, pause=0.0):
         self.db = db
         self.since = since
         self.include_docs = include_docs
+        # Seconds to wait after a batch before asking again. Followers that
+        # only need to know that something changed set it: a burst of writes
+        # then costs the server a few requests, not one per write.
+        self.pause = pause
         self._subscribers = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -92,6 +96,8 @@ class Feed:
                     except Exception:  # one broken subscriber must not stop the feed
                         log.exception("subscriber of %s failed on %s", self.db.name, doc.get("_id"))
             self.since = res.get("last_seq", self.since)
+            if self.pause and res.get("results"):
+                self._stop.wait(self.pause)
 
 
 def current_seq(db):
