@@ -63,6 +63,11 @@ class Server:
         return f"Server({self.url!r})"
 
     @property
+    def user(self):
+        """The user name the URL carried, or None (never the password)."""
+        return self._auth[0] if self._auth else None
+
+    @property
     def session(self):
         s = getattr(self._local, "session", None)
         if s is None:
@@ -180,6 +185,16 @@ class Database:
             return True
         except NotFound:
             return False
+
+    def open_to_all(self):
+        """True while the database's _security names no members: anyone may use it."""
+        members = (self._req("GET", "_security") or {}).get("members") or {}
+        return not members.get("names") and not members.get("roles")
+
+    def restrict_to(self, user):
+        """Let only USER and server admins read or write the database (its _security)."""
+        self._req("PUT", "_security", body={"admins": {"names": [], "roles": []},
+                                            "members": {"names": [user], "roles": ["_admin"]}})
 
     def ensure_index(self, fields, name):
         return self._req("POST", "_index", body={

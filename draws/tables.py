@@ -1,7 +1,10 @@
 """The six DRAWS tables and the indexes the code relies on (spec §2).
 
 ``ensure(server)`` creates whatever is missing; every actor calls it at
-start, so nobody has to create a database by hand.
+start, so nobody has to create a database by hand. When the server's URL
+carries credentials, a table still open to anyone gets a ``_security``
+document making that user (and the server's admins) its only members, so
+anonymous requests are refused (401).
 """
 
 import logging
@@ -28,20 +31,20 @@ INDEXES = {
     NGAS: {"time": ["writeTimestamp"]},
 }
 
-_ensured = set()
-
 
 def ensure(server):
-    """Create the DRAWS tables and their indexes (idempotent, once per process)."""
-    if server.url in _ensured:
-        return
+    """Create the DRAWS tables and their indexes (idempotent; a few quick requests)."""
     for name in ALL:
         db = server.db(name)
+        # Look before creating: PouchDB Server never answers an anonymous
+        # creation once it has an admin, while a look gets a plain 401.
         try:
-            if db.create():
+            if not db.exists() and db.create():
                 log.info("created table %s", name)
         except Conflict:
             pass  # created by another actor at the same moment
+        if server.user and db.open_to_all():
+            db.restrict_to(server.user)
+            log.info("table %s: only %s and CouchDB's admins may use it", name, server.user)
         for index, fields in INDEXES.get(name, {}).items():
             db.ensure_index(fields, index)
-    _ensured.add(server.url)
