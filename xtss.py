@@ -14,7 +14,8 @@ from draws.runtime import Context, run_main
 
 @click.command(help=__doc__)
 @click.option("--strict", is_flag=True, help="Reject state changes that are not life-cycle transitions.")
-@click.option("-n", "--workers", default=2, show_default=True, help="Requests served at once.")
+@click.option("-n", "--workers", default=2, show_default=True, type=click.IntRange(1, 32),
+              help="Requests served at once.")
 @run_main("xtss")
 def main(strict, workers):
     ctx = Context.start("xtss")

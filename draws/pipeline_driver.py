@@ -29,7 +29,7 @@ from . import products
 from .bus import timestamp
 from .cache import Cache
 from .exceptions import InvalidRequest
-from .ous import EXECUTIVE_FLAG, PIPELINE_RECIPES, check_progid, check_uid
+from .ous import EXECUTIVE_FLAG, PIPELINE_RECIPES, check_progid, check_uid, show
 from .runtime import Context, run_main
 
 PR_SET_PDEATHSIG = 1
@@ -55,7 +55,7 @@ def check_request(progid, uid, recipe):
     check_progid(progid)
     check_uid(uid)
     if recipe not in PIPELINE_RECIPES:
-        raise InvalidRequest(f"{recipe!r} is not a Pipeline recipe (one of {', '.join(PIPELINE_RECIPES)})")
+        raise InvalidRequest(f"{show(recipe)} is not a Pipeline recipe (one of {', '.join(PIPELINE_RECIPES)})")
 
 
 def command(progid, uid, recipe):

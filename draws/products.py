@@ -13,7 +13,7 @@ import re
 from pathlib import PurePosixPath
 
 from .exceptions import InvalidRequest
-from .ous import encode_uid, file_uid
+from .ous import encode_uid, file_uid, show
 
 PRODUCT_COUNT = 5
 # A plain file or directory name as it may come in a message: no separators,
@@ -25,13 +25,13 @@ TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}$")
 def check_name(name):
     """NAME if it is a plain, safe file or directory name; InvalidRequest otherwise."""
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
-        raise InvalidRequest(f"{name!r} is not a plain file or directory name")
+        raise InvalidRequest(f"{show(name)} is not a plain file or directory name")
     return name
 
 
 def check_timestamp(ts):
     if not isinstance(ts, str) or not TIMESTAMP_RE.match(ts):
-        raise InvalidRequest(f"{ts!r} is not a timestamp like 2018-07-24T09:49:20.902")
+        raise InvalidRequest(f"{show(ts)} is not a timestamp like 2018-07-24T09:49:20.902")
     return ts
 
 

@@ -8,7 +8,8 @@ import logging
 
 from . import rpc
 from .exceptions import InvalidRequest, NotFound, RemoteError
-from .ous import EXECUTIVE_FLAG, StatusTable
+from .config import LOCATIONS
+from .ous import EXECUTIVE_FLAG, StatusTable, show
 
 log = logging.getLogger("draws.xtss")
 
@@ -41,8 +42,9 @@ class Service:
             elif operation == "set-substate":
                 self.status.set_substate(uid, value)
             elif operation == "set-exec":
-                if not isinstance(value, str) or not value:
-                    raise InvalidRequest(f"set-exec needs an executive name, not {value!r}")
+                if value not in LOCATIONS:
+                    raise InvalidRequest(f"set-exec needs an executive name ({', '.join(LOCATIONS)}), "
+                                         f"not {show(value)}")
                 self.status.set_flag(uid, EXECUTIVE_FLAG, value)
             else:
                 self.status.clear_flag(uid, EXECUTIVE_FLAG)

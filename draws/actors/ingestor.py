@@ -68,12 +68,20 @@ class Ingestor:
             self.delivery.start(progid, uid)   # a first delivery, or one of an older run
         for name in names:
             time.sleep(self.ctx.settings.delay(PRODUCT_DELAY))
-            self.ngas.archive_file(folder / name)
+            self.ngas.archive_file(self._product(folder, name))
             self.metadata.record(name, progid, uid, run)
             self.delivery.add(uid, name)
         self.delivery.complete(uid)
         self._substate(uid, "ProductsIngested")
         self.ctx.log.info("%s: %d products ingested from %s", uid, len(names), products_dir)
+
+    def _product(self, folder, name):
+        """FOLDER/NAME, unless it is a symbolic link or resolves outside the cache: a
+        products tree pulled from another site must not make us archive any other file."""
+        path = folder / name
+        if path.is_symlink() or not path.resolve().is_relative_to(self.cache.resolve()):
+            raise InvalidRequest(f"{path} is a symbolic link or leaves the cache: not archiving it")
+        return path
 
     def _substate(self, uid, substate, delay=0.0):
         self.ctx.xtss.set_substate(uid, substate)

@@ -12,6 +12,7 @@ from ..archive import Ngas
 from ..cache import Cache, TransferError
 from ..config import LOCATIONS
 from ..exceptions import InvalidRequest
+from ..ous import show
 from ..products import check_name
 
 FILE_TYPES = ("productsdir", "weblog")
@@ -25,9 +26,9 @@ def announcement(body):
         raise InvalidRequest(f"a cached.* message is a JSON object, not {type(body).__name__}")
     file_type, cached_at, name = body.get("fileType"), body.get("cachedAt"), body.get("name")
     if file_type not in FILE_TYPES:
-        raise InvalidRequest(f"fileType must be one of {', '.join(FILE_TYPES)}, not {file_type!r}")
+        raise InvalidRequest(f"fileType must be one of {', '.join(FILE_TYPES)}, not {show(file_type)}")
     if cached_at not in LOCATIONS:
-        raise InvalidRequest(f"cachedAt must be one of {', '.join(LOCATIONS)}, not {cached_at!r}")
+        raise InvalidRequest(f"cachedAt must be one of {', '.join(LOCATIONS)}, not {show(cached_at)}")
     check_name(name)
     if file_type == "weblog" and not name.endswith(".zip"):
         raise InvalidRequest(f"a weblog is a .zip file, not {name!r}")
