@@ -101,11 +101,12 @@ class Message:
     msgback_id: str = None
     created: str = None
     origin: str = None
+    attempts: int = 1       # > 1: a receiver died handling it before (the work may be done)
 
     @classmethod
     def from_doc(cls, doc):
         return cls(doc["_id"], doc.get("selector"), doc.get("body"), doc.get("msgbackID"),
-                   doc.get("creationTimestamp"), doc.get("originIP"))
+                   doc.get("creationTimestamp"), doc.get("originIP"), doc.get("attempts", 1))
 
 
 def is_message(doc):

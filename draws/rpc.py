@@ -33,6 +33,11 @@ class Executor:
     def _handle(self, message):
         if not message.msgback_id:
             raise InvalidRequest("an RPC request needs a msgbackID to reply to")
+        if message.attempts > 1 and self.bus.db.find({"selector": message.msgback_id}, limit=1):
+            # Its executor died after replying: doing it again would repeat a state
+            # change long after the caller moved on (e.g. a recipe on a Delivered OUS).
+            log.warning("request %s was answered before its executor stopped: not done again", message.id)
+            return
         try:
             result = self.function(message.body)
         except DrawsError as exc:

@@ -15,7 +15,7 @@ from .. import tables
 from ..archive import Reports
 from ..config import LOCATIONS
 from ..exceptions import InvalidRequest
-from ..ous import check_uid
+from ..ous import check_uid, show
 from ..products import check_name, check_timestamp, weblog_stem
 from ..prompt import Console, EndOfInput, pick_loop
 from ..watch import Trigger
@@ -39,7 +39,7 @@ def check_report(body):
     check_timestamp(body["timestamp"])
     check_name(body["productsDir"])
     if body["source"] not in LOCATIONS:
-        raise InvalidRequest(f"source {body['source']!r} is not a location (one of {', '.join(LOCATIONS)})")
+        raise InvalidRequest(f"source {show(body['source'])} is not a location (one of {', '.join(LOCATIONS)})")
     try:
         base64.b64decode(body["report"], validate=True)
     except (TypeError, ValueError, binascii.Error):
@@ -93,12 +93,16 @@ class Qa2:
             xtss.set_state(uid, "ReadyForProcessing")
         elif answer in "PS":
             xtss.set_state(uid, "Verified")
-            self.ctx.bus.send(INGEST_SELECTOR, {"ousUID": uid, "timestamp": report["timestamp"],
-                                                "productsDir": report["productsDir"]})
-            xtss.set_state(uid, "DeliveryInProgress")
+            self.deliver(uid, report)
         else:
             xtss.set_state(uid, STATE)
         self.ctx.log.info("%s: QA2 %s", uid, VERDICTS[answer])
+
+    def deliver(self, uid, report):
+        """Ask for the ingestion of a Verified OUS's products (again: the ingestor is idempotent)."""
+        self.ctx.bus.send(INGEST_SELECTOR, {"ousUID": uid, "timestamp": report["timestamp"],
+                                            "productsDir": report["productsDir"]})
+        self.ctx.xtss.set_state(uid, "DeliveryInProgress")
 
     def interactive(self, console=None):
         console = console or Console()
@@ -130,6 +134,13 @@ class Qa2:
         self.ctx.log.info("answering %s to every OUS ready for review", VERDICTS[answer])
 
         def work():
+            # Verified is never a resting state: one found here was left half-way by
+            # a QA2 that stopped between Verified and asking for the ingestion.
+            for ous in self.ctx.xtss.find("Verified"):
+                report = self.reports.latest(ous["entityId"])
+                if report is not None:
+                    self.ctx.log.info("%s was left Verified: asking for its ingestion", ous["entityId"])
+                    self.deliver(ous["entityId"], report)
             for ous in self.ready():
                 report = self.current_report(ous)
                 if report is not None:   # else its report's arrival wakes us again
