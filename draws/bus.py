@@ -176,7 +176,7 @@ class Bus:
         created = timestamp()
         doc = {"_id": f"{created}-{uuid.uuid4().hex}", "creationTimestamp": created,
                "originIP": self.origin_ip, "selector": selector, "consumed": False,
-               "body": body}
+               "body": body, "sentBy": self.identity}   # beyond the spec: which process sent it
         if msgback_id:
             doc["msgbackID"] = msgback_id
         try:
