@@ -1,6 +1,7 @@
 """RPC over the bus: a request carries ``msgbackID``; the reply goes to it."""
 
 import logging
+import time
 
 from .exceptions import DrawsError, InvalidRequest, RPCTimeout
 
@@ -33,10 +34,14 @@ class Executor:
     def _handle(self, message):
         if not message.msgback_id:
             raise InvalidRequest("an RPC request needs a msgbackID to reply to")
-        if message.attempts > 1 and self.bus.db.find({"selector": message.msgback_id}, limit=1):
-            # Its executor died after replying: doing it again would repeat a state
-            # change long after the caller moved on (e.g. a recipe on a Delivered OUS).
-            log.warning("request %s was answered before its executor stopped: not done again", message.id)
+        if message.attempts > 1:
+            # Its executor died while serving it, perhaps half a minute ago (the lease).
+            # Doing it now could change an OUS that has moved on since (a recipe on a
+            # Delivered OUS), and its caller may be dead too: a caller still waiting
+            # is told to ask again, and a reply already sent is not repeated.
+            if not self.bus.db.find({"selector": message.msgback_id}, limit=1):
+                self.bus.send(message.msgback_id, {"error": "interrupted: ask again", "interrupted": True})
+            log.warning("request %s was interrupted by its executor's end: not done now", message.id)
             return
         try:
             result = self.function(message.body)
@@ -62,17 +67,22 @@ class Executor:
 def call(bus, selector, body, timeout=60.0):
     """Send BODY to SELECTOR and return the reply's body.
 
-    Raises RPCTimeout when no reply comes within TIMEOUT seconds.
+    Raises RPCTimeout when no reply comes within TIMEOUT seconds. A request
+    its executor was interrupted serving is sent again (see Executor).
     """
     if selector.endswith(".*"):
         raise InvalidRequest(f"an RPC request goes to one executor, not to the group {selector!r}")
-    msgback_id = bus.new_reply_selector()
-    waiter = bus.expect(msgback_id, what=f"'{selector}'")   # listen first: no reply slips by
-    (request_id,) = bus.send(selector, body, msgback_id=msgback_id)
-    reply = bus.take(waiter, timeout)
-    if reply is None:
-        # Take the request back if nobody has it yet, so no orphan reply appears later.
-        bus.withdraw(request_id, f"no reply within {timeout:g} s")
-        raise RPCTimeout(f"no reply from '{selector}' within {timeout:g} s "
-                         f"(is its executor running and CouchDB replicating?)")
-    return reply.body
+    deadline = time.monotonic() + timeout
+    while True:
+        msgback_id = bus.new_reply_selector()
+        waiter = bus.expect(msgback_id, what=f"'{selector}'")   # listen first: no reply slips by
+        (request_id,) = bus.send(selector, body, msgback_id=msgback_id)
+        reply = bus.take(waiter, max(0.0, deadline - time.monotonic()))
+        if reply is None:
+            # Take the request back if nobody has it yet, so no orphan reply appears later.
+            bus.withdraw(request_id, f"no reply within {timeout:g} s")
+            raise RPCTimeout(f"no reply from '{selector}' within {timeout:g} s "
+                             f"(is its executor running and CouchDB replicating?)")
+        if not (isinstance(reply.body, dict) and reply.body.get("interrupted")):
+            return reply.body
+        log.warning("'%s' stopped while serving our request: asking again", selector)

@@ -315,3 +315,44 @@ def test_two_of_each_actor_handle_every_message_once(actors, env, server):
     except BaseException:
         print(fleet.logs())
         raise
+
+
+# -- an RPC request whose executor died while serving it
+
+def test_interrupted_rpc_request_is_asked_again_by_a_live_caller_and_dropped_for_a_dead_one(actors, server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from draws.bus import Bus, timestamp
+    from draws.xtss import Client
+
+    status = StatusTable(server)
+    alive_uid, dead_uid = "uid://X1/X1/Xi1", "uid://X1/X1/Xi2"
+    for uid in (alive_uid, dead_uid):
+        status.reset(PROG, uid, RECIPE)
+    msgq = server.db(tables.MSGQ)
+    bus = Bus(server, actor="caller")
+
+    def claim_by_a_dead_executor(doc):
+        """What a receiver killed mid-request leaves: claimed, its lease run out."""
+        doc.update(consumed=True, status="claimed", consumedBy="xtss@gone:1", attempts=1,
+                   consumedAt=timestamp(), leaseExpires=timestamp())
+        msgq.put(doc)
+
+    # A dead caller's request: nobody waits for its reply.
+    (dead_id,) = bus.send("xtss", {"operation": "set-state", "ousUID": dead_uid, "value": "Processing"},
+                          msgback_id=bus.new_reply_selector())
+    claim_by_a_dead_executor(msgq.get(dead_id))
+    # A live caller: its request is interrupted the same way while it waits.
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(Client(bus, timeout=60).set_state, alive_uid, "Processing")
+        request = wait_for(lambda: msgq.find({"selector": "xtss", "body.ousUID": alive_uid}),
+                           what="the live caller's request")[0]
+        claim_by_a_dead_executor(request)
+        xtss = actors.start("xtss.py")
+        assert answer.result(timeout=60) == 201
+    assert status.get(alive_uid)["state"] == "Processing"
+    assert [h["state"] for h in status.get(alive_uid)["history"]] == ["ReadyForProcessing", "Processing"]
+    wait_for(lambda: msgq.get(dead_id)["status"] == "done", what="the dead caller's request handled")
+    assert status.get(dead_uid)["state"] == "ReadyForProcessing"   # not done late
+    assert xtss.log().count("interrupted by its executor's end") == 2
+    bus.close()
