@@ -4,7 +4,8 @@
 Lists the OUSs ready for review and reads a UID; shows that OUS's Pipeline
 report and weblog URL and asks [F]ail, [P]ass, [S]emipass, [C]ancel. An empty
 line refreshes the list; q or end of input quits. With --auto every OUS is
-given the same answer as soon as its report is stored.
+given the same answer as soon as its report is stored, and a review left
+half-way by a stopped AQUA/QA2 is finished (so not beside a person reviewing).
 
 Example: ./aqua-qa2.py --cache-url http://localhost:8001
 """

@@ -130,17 +130,25 @@ class Qa2:
                          act)
 
     def auto(self, answer):
-        """Review every ReadyForReview OUS with ANSWER once its report is stored; never returns."""
+        """Review every ReadyForReview OUS with ANSWER once its report is stored; never returns.
+
+        A reviewer that stopped half-way (killed) left its OUS Reviewing or
+        Verified: those are finished too, so --auto must not run beside a
+        person reviewing at a prompt.
+        """
         self.ctx.log.info("answering %s to every OUS ready for review", VERDICTS[answer])
 
         def work():
-            # Verified is never a resting state: one found here was left half-way by
-            # a QA2 that stopped between Verified and asking for the ingestion.
-            for ous in self.ctx.xtss.find("Verified"):
+            for ous in self.ctx.xtss.find("Verified"):   # never a resting state
                 report = self.reports.latest(ous["entityId"])
                 if report is not None:
                     self.ctx.log.info("%s was left Verified: asking for its ingestion", ous["entityId"])
                     self.deliver(ous["entityId"], report)
+            for ous in self.ctx.xtss.find("Reviewing"):
+                report = self.current_report(ous)
+                if report is not None:
+                    self.ctx.log.info("%s was left Reviewing: finishing its review", ous["entityId"])
+                    self.decide(ous, report, answer)
             for ous in self.ready():
                 report = self.current_report(ous)
                 if report is not None:   # else its report's arrival wakes us again
