@@ -44,7 +44,10 @@ def ensure(server):
         except Conflict:
             pass  # created by another actor at the same moment
         if server.user and db.open_to_all():
-            db.restrict_to(server.user)
-            log.info("table %s: only %s and CouchDB's admins may use it", name, server.user)
+            try:
+                db.restrict_to(server.user)
+                log.info("table %s: only %s and CouchDB's admins may use it", name, server.user)
+            except Conflict:
+                pass  # another actor starting at the same moment did it (PouchDB Server: 409)
         for index, fields in INDEXES.get(name, {}).items():
             db.ensure_index(fields, index)

@@ -56,7 +56,7 @@ class Fleet:
     def kill9(self, name):
         """kill -9 the actor's own process (its children must die with it)."""
         actor = self.procs[name]
-        self.killed.add(actor.pid)
+        self.killed |= {actor.pid} | descendants(actor.pid)   # its drivers die with it
         os.kill(actor.pid, signal.SIGKILL)
         actor.proc.wait(10)
         actor.kill()   # closes its log; the process is gone already
@@ -120,11 +120,22 @@ class Fleet:
 def children(pid):
     """Process ids of PID's children (every thread's)."""
     kids = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:   # gone already
+        return kids
+    for task in tasks:
         try:
             kids += [int(k) for k in (task / "children").read_text().split()]
         except OSError:
             pass
+    return kids
+
+
+def descendants(pid):
+    kids = set(children(pid))
+    for kid in list(kids):
+        kids |= descendants(kid)
     return kids
 
 
