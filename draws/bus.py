@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import requests
 
-from .couch import Database
 from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
 from .feed import Feed, current_seq
 
@@ -55,7 +54,6 @@ FILTER_JS = ("function (doc, req) {\n"
              "  if (doc.consumed && doc.status !== 'claimed') return false;\n"
              "  return new RegExp(req.query.pattern).test(doc.selector);\n"
              "}")
-_filters_ready = {}   # (server url, db) -> True (filter in place) or False (not allowed: unfiltered)
 
 
 def timestamp(when=None):
@@ -109,46 +107,34 @@ class Message:
                    doc.get("creationTimestamp"), doc.get("originIP"), doc.get("attempts", 1))
 
 
+def body_fields(body, what, *names):
+    """The NAMES fields of a message BODY (WHAT it is, for errors); InvalidRequest if not there."""
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"{what} is a JSON object, not {type(body).__name__}")
+    missing = [name for name in names if name not in body]
+    if missing:
+        raise InvalidRequest(f"{what} needs {', '.join(missing)}")
+    return tuple(body[name] for name in names)
+
+
 def is_message(doc):
     return isinstance(doc.get("selector"), str) and not doc.get("_deleted") \
         and not doc["_id"].startswith("_design/")
 
 
-class _FilteredMessages(Database):
-    """msgq whose _changes requests carry PARAMS (the bus's filter and its selector regex)."""
-
-    def __init__(self, db, **params):
-        super().__init__(db.server, db.name)
-        self._params = params
-
-    def _req(self, method, path="", **kw):
-        if path == "_changes":
-            kw["params"] = dict(kw.get("params") or {}, **self._params)
-        return super()._req(method, path, **kw)
-
-
-def _filtered(db, regex_text, **params):
-    if _ensure_filter(db):
-        params.update(filter=FILTER, pattern=regex_text)
-    return _FilteredMessages(db, **params)
-
-
 def _ensure_filter(db):
-    """Put the changes filter in DB (once per process); False if we may not (then feeds go unfiltered)."""
-    key = (db.server.url, db.name)
-    if key not in _filters_ready:
-        def change(doc):
-            if doc.get("filters", {}).get("messages") == FILTER_JS:
-                return False
-            doc["filters"] = {"messages": FILTER_JS}
-        try:
-            db.update(FILTER_DDOC, change, create=dict)
-            _filters_ready[key] = True
-        except CouchError as exc:   # e.g. a member who is no database admin on CouchDB
-            log.warning("cannot install the bus's changes filter in %s (%s): every change "
-                        "of msgq will wake every receiver", db.name, exc)
-            _filters_ready[key] = False
-    return _filters_ready[key]
+    """Put the changes filter in DB; False if we may not (then feeds go unfiltered)."""
+    def change(doc):
+        if doc.get("filters", {}).get("messages") == FILTER_JS:
+            return False
+        doc["filters"] = {"messages": FILTER_JS}
+    try:
+        db.update(FILTER_DDOC, change, create=dict)
+        return True
+    except CouchError as exc:   # e.g. a member who is no database admin on CouchDB
+        log.warning("cannot install the bus's changes filter in %s (%s): every change "
+                    "of msgq will wake every receiver", db.name, exc)
+        return False
 
 
 class Bus:
@@ -158,6 +144,7 @@ class Bus:
         self.db = server.db(MSGQ)
         self.actor = actor
         self.origin_ip = _origin_ip()
+        self._filter_ok = None   # is the changes filter installed? (asked once, on first need)
         self.identity = f"{actor}@{socket.gethostname()}:{os.getpid()}"
 
     # -- sending
@@ -198,12 +185,18 @@ class Bus:
         return self.db.update(name, change, create=dict)
 
     # -- receiving
+    def filter_params(self, regex_text):
+        """_changes parameters that make CouchDB pass only messages on REGEX_TEXT's selectors."""
+        if self._filter_ok is None:
+            self._filter_ok = _ensure_filter(self.db)
+        return {"filter": FILTER, "pattern": regex_text} if self._filter_ok else {}
+
     def message_feed(self, regex_text, callback, name):
         """A started Feed calling CALLBACK(doc) for messages whose selector matches REGEX_TEXT.
 
         CouchDB filters it when it can; subscribers check what they get anyway.
         """
-        feed = Feed(_filtered(self.db, regex_text), name=name)
+        feed = Feed(self.db, name=name, params=self.filter_params(regex_text))
         feed.subscribe(callback)
         return feed.start()
 
@@ -235,7 +228,8 @@ class Bus:
         nothing happens (the executor may be down, or a replication link).
         """
         # A large heartbeat lets our read timeout end an idle poll on PouchDB Server.
-        db = _filtered(self.db, f"^{re.escape(waiter.selector)}$", heartbeat=int(patience * 2000))
+        params = dict(self.filter_params(f"^{re.escape(waiter.selector)}$"),
+                      heartbeat=int(patience * 2000))
         deadline = time.monotonic() + timeout
         since, doc = waiter.since, None
         while doc is None:
@@ -244,8 +238,8 @@ class Bus:
                 break
             wait = min(patience, left)
             try:
-                res = db.changes(since, timeout_ms=int(wait * 1000), include_docs=True,
-                                 read_timeout=(10, wait + 1), wait=False)
+                res = self.db.changes(since, timeout_ms=int(wait * 1000), include_docs=True,
+                                      read_timeout=(10, wait + 1), wait=False, **params)
             except requests.ReadTimeout:
                 res = {}
             except (CouchError, requests.RequestException, ValueError):

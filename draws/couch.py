@@ -255,9 +255,12 @@ class Database:
         return self._req("GET", f"{doc_path(doc_id)}/{quote(name, safe='')}", raw=True).content
 
     def changes(self, since, timeout_ms=None, include_docs=True, limit=None, read_timeout=None,
-                wait=None):
-        """One _changes request: a long poll when timeout_ms is given."""
-        params = {"since": since, "include_docs": "true" if include_docs else "false"}
+                wait=None, **extra):
+        """One _changes request: a long poll when timeout_ms is given.
+
+        EXTRA are further query parameters (a filter and its arguments, a heartbeat).
+        """
+        params = {"since": since, "include_docs": "true" if include_docs else "false", **extra}
         if timeout_ms is not None:
             params.update(feed="longpoll", timeout=int(timeout_ms))
         if limit:

@@ -196,7 +196,7 @@ def tmux_server(demo):
         urlsplit(demo.couch_url).port or 5984, "127.0.0.1", data, in_memory=True))
     tmux_window("couchdb", f"cd {shlex.quote(str(data))} && {cmd}; exec bash")
     if not embedded.wait_until_up(demo.couch_url):
-        raise SystemExit(f"demo: PouchDB Server did not start; see the tmux window 'couchdb'")
+        raise SystemExit("demo: PouchDB Server did not start; see the tmux window 'couchdb'")
 
 
 def tmux(demo):

@@ -8,7 +8,6 @@ keeps it open and we end it with a client-side read timeout.
 
 import logging
 import threading
-import time
 
 import requests
 
@@ -27,7 +26,7 @@ class Feed:
     :func:`current_seq` *before* an initial scan so nothing falls between.
     """
 
-    def __init__(self, db, since=None, include_docs=True, name=None, pause=0.0):
+    def __init__(self, db, since=None, include_docs=True, name=None, pause=0.0, params=None):
         self.db = db
         self.since = since
         self.include_docs = include_docs
@@ -35,6 +34,7 @@ class Feed:
         # only need to know that something changed set it: a burst of writes
         # then costs the server a few requests, not one per write.
         self.pause = pause
+        self.params = params or {}   # further _changes parameters (a filter)
         self._subscribers = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -71,7 +71,8 @@ class Feed:
             try:
                 res = self.db.changes(self.since, timeout_ms=IDLE_SECONDS * 1000,
                                       include_docs=self.include_docs,
-                                      read_timeout=(10, IDLE_SECONDS + 10), wait=False)
+                                      read_timeout=(10, IDLE_SECONDS + 10), wait=False,
+                                      **self.params)
             except requests.ReadTimeout:
                 continue  # PouchDB Server keeps an idle long poll open: ask again
             except (CouchError, requests.RequestException, ValueError) as exc:

@@ -216,7 +216,7 @@ BUS_CASES = [
     ("cache-option", "cached.JAO", {"fileType": "productsdir", "cachedAt": "EU", "name": "-e sh -c id"},
      "failed", "not a plain file or directory name"),
     ("cache-option-rsync", "cached.JAO", {"fileType": "productsdir", "cachedAt": "EU",
-                                          "name": f"--remove-source-files"}, "failed",
+                                          "name": "--remove-source-files"}, "failed",
      "not a plain file or directory name"),
     ("cache-slash", "cached.JAO", {"fileType": "productsdir", "cachedAt": "EU", "name": f"a/../../{MARK}"},
      "failed", "not a plain file or directory name"),

@@ -1,6 +1,5 @@
 """The message bus: order, groups, errors, leases and exactly-once delivery."""
 
-import sys
 import threading
 import time
 import uuid

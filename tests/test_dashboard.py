@@ -1,7 +1,6 @@
 """The dashboard through Flask's test client, against the real PouchDB Server."""
 
 import base64
-import json
 import statistics
 import threading
 import time

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from draws import server as embedded, tables
 from draws.couch import Server
@@ -105,10 +104,10 @@ class Fleet:
     def unexplained(self):
         """Unconsumed messages, except RPC replies to a caller killed while it waited:
         nobody is left to take those (its restarted self asks again)."""
-        requests = {m["msgbackID"]: m for m in self.server.db(tables.MSGQ).find({"selector": "xtss"})}
+        requested = {m["msgbackID"]: m for m in self.server.db(tables.MSGQ).find({"selector": "xtss"})}
         left = []
         for m in self.messages(consumed=False):
-            caller = requests.get(m["selector"], {}).get("sentBy", "")
+            caller = requested.get(m["selector"], {}).get("sentBy", "")
             if not caller or int(caller.rsplit(":", 1)[-1]) not in self.killed:
                 left.append((m["selector"], m.get("sentBy"), m.get("body")))
         return left

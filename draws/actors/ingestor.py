@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..archive import Delivery, Metadata, Ngas
+from ..bus import body_fields
 from ..exceptions import DrawsError, InvalidRequest
 from ..ous import StatusTable, check_uid
 from ..products import check_name, check_timestamp, product_names, products_path
@@ -25,13 +26,8 @@ TRIGGER_DELAY, ANALYSIS_DELAY, PRODUCT_DELAY = 3.0, 5.0, 2.0
 
 def check_ingest(body):
     """(ousUID, timestamp, productsDir) of an ingest.JAO body, or InvalidRequest."""
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"an ingest message is a JSON object, not {type(body).__name__}")
-    missing = [f for f in ("ousUID", "timestamp", "productsDir") if f not in body]
-    if missing:
-        raise InvalidRequest(f"an ingest message needs {', '.join(missing)}")
-    return (check_uid(body["ousUID"]), check_timestamp(body["timestamp"]),
-            check_name(body["productsDir"]))
+    uid, ts, products_dir = body_fields(body, "an ingest message", "ousUID", "timestamp", "productsDir")
+    return check_uid(uid), check_timestamp(ts), check_name(products_dir)
 
 
 class Ingestor:

@@ -13,6 +13,7 @@ import binascii
 
 from .. import tables
 from ..archive import Reports
+from ..bus import body_fields
 from ..config import LOCATIONS
 from ..exceptions import InvalidRequest
 from ..ous import check_uid, show
@@ -30,11 +31,7 @@ VERDICTS = {"F": "Fail", "P": "Pass", "S": "SemiPass", "C": "Cancel"}
 
 def check_report(body):
     """The fields of a pipeline.report.JAO body, or InvalidRequest saying what is wrong."""
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"a Pipeline report message is a JSON object, not {type(body).__name__}")
-    missing = [f for f in ("ousUID", "timestamp", "source", "report", "productsDir") if f not in body]
-    if missing:
-        raise InvalidRequest(f"a Pipeline report message needs {', '.join(missing)}")
+    body_fields(body, "a Pipeline report message", "ousUID", "timestamp", "source", "report", "productsDir")
     check_uid(body["ousUID"])
     check_timestamp(body["timestamp"])
     check_name(body["productsDir"])

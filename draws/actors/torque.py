@@ -7,17 +7,13 @@ unclaimed in ``msgq`` until a slot frees, so none is lost.
 """
 
 from .. import pipeline_driver
-from ..exceptions import DrawsError, InvalidRequest
+from ..bus import body_fields
+from ..exceptions import DrawsError
 
 
 def request(body):
     """(progID, ousUID, recipe) of a well-formed request body; InvalidRequest otherwise."""
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"a Pipeline request is a JSON object, not {type(body).__name__}")
-    missing = [f for f in ("progID", "ousUID", "recipe") if f not in body]
-    if missing:
-        raise InvalidRequest(f"a Pipeline request needs {', '.join(missing)}")
-    fields = body["progID"], body["ousUID"], body["recipe"]
+    fields = body_fields(body, "a Pipeline request", "progID", "ousUID", "recipe")
     pipeline_driver.check_request(*fields)
     return fields
 
