@@ -169,6 +169,10 @@ class Demo:
         return [name for name, proc in self.procs if proc.poll() is not None]
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def finished(state, substate):
     return state in ("Delivered", "ProcessingProblem") or \
         (state == "ReadyForProcessing" and substate == MANUAL_RECIPE)
@@ -239,6 +243,9 @@ def main(use_tmux, exit_when_done, timeout, dashboard_port, jao_cache_port, eu_c
         demo.prepare(start_server=lambda: tmux_server(demo))
         tmux(demo)
         return
+    # SIGTERM (kill, timeout) stops everything like Ctrl-C: the actors run in
+    # sessions of their own and would outlive us otherwise.
+    signal.signal(signal.SIGTERM, _interrupt)
     server = demo.prepare()
     try:
         demo.start_actors()
