@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import click
 
 from . import server as embedded, tables
+from .children import spawn
 from .couch import Server, safe_url
 from .feed import Feed
 from .ous import MANUAL_RECIPE, StatusTable
@@ -105,9 +106,8 @@ class Demo:
     def start_actors(self, auto=True):
         for name, extra, argv in actor_table(self.jao_cache, self.eu_cache, *self.ports, auto):
             log = open(self.log_dir / f"{name}.log", "wb")
-            proc = subprocess.Popen([sys.executable, "-u"] + argv, cwd=str(ROOT), env=self.env(extra),
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = spawn([sys.executable, "-u"] + argv, cwd=str(ROOT), env=self.env(extra),
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             self.procs.append((name, proc))
         say(f"started {len(self.procs)} processes; their logs are in {self.log_dir}/")
 

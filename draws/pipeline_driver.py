@@ -14,10 +14,6 @@ request redelivered later is never run twice at once.
 """
 
 import base64
-import ctypes
-import functools
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,27 +24,10 @@ import click
 from . import products
 from .bus import timestamp
 from .cache import Cache
+from .children import spawn
 from .exceptions import InvalidRequest
 from .ous import EXECUTIVE_FLAG, PIPELINE_RECIPES, check_progid, check_uid, show
 from .runtime import Context, run_main
-
-PR_SET_PDEATHSIG = 1
-# Looked up before any fork: the child, between fork and exec, only makes the call.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-
-
-def _die_with_parent(parent_pid):
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent_pid:   # the parent died before the call took effect
-            os._exit(1)
-
-
-def spawn(argv, **kw):
-    """Popen ARGV as a child that is killed when this process (thread) ends."""
-    return subprocess.Popen(argv, preexec_fn=functools.partial(_die_with_parent, os.getpid()),
-                            stdin=subprocess.DEVNULL, **kw)
-
 
 def check_request(progid, uid, recipe):
     """InvalidRequest unless all three are well formed (they come from a message)."""

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from draws.children import spawn
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,7 +42,8 @@ class Actor:
         self.name = name
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        # Dies with the test run even when pytest itself is killed (no orphans).
+        self.proc = spawn(
             argv, env=env, cwd=str(cwd), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if stdin == "pipe" else subprocess.DEVNULL,
             start_new_session=True)

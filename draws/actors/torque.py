@@ -7,6 +7,7 @@ unclaimed in ``msgq`` until a slot frees, so none is lost.
 """
 
 from .. import pipeline_driver
+from ..children import spawn
 from ..bus import body_fields
 from ..exceptions import DrawsError
 
@@ -27,7 +28,7 @@ class Torque:
     def handle(self, message):
         progid, uid, recipe = request(message.body)
         self.ctx.log.info("starting a Pipeline Driver for %s (%s, %s)", uid, progid, recipe)
-        status = pipeline_driver.spawn(pipeline_driver.command(progid, uid, recipe)).wait()
+        status = spawn(pipeline_driver.command(progid, uid, recipe)).wait()
         if status != 0:
             raise DrawsError(f"the Pipeline Driver for {uid} exited with status {status}")
         self.ctx.log.info("the Pipeline Driver for %s is done", uid)
