@@ -350,24 +350,33 @@ def soak(bench, count, wave=50):
 
 # -- the dashboard
 
+def populate_scale(server, uid, ouss=1000, messages=10000):
+    """The dashboard's scale case: OUSS OUSs spread over the states, MESSAGES
+    messages (1 in 40 unconsumed, some failed) about UID."""
+    status, msgq = server.db(tables.STATUS), server.db(tables.MSGQ)
+    now = timestamp()
+    prefix = uid.split("/")[2]
+    status.bulk([{"_id": f"uid___{prefix}_S{i}_X{i}", "entityId": f"uid://{prefix}/S{i}/X{i}",
+                  "progID": PROGID, "state": STATES[i % len(STATES)], "substate": "PipelineImaging",
+                  "flags": {}, "timestamp": now,
+                  "history": [{"state": s, "substate": None, "timestamp": now}
+                              for s in STATES[:1 + i % len(STATES)]]}
+                 for i in range(ouss)])
+    for start in range(0, messages, 1000):
+        msgq.bulk([{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
+                    "selector": ("xtss", "ingest.JAO", "cached.EU")[n % 3], "consumed": n % 40 != 0,
+                    "status": None if n % 40 == 0 else ("failed" if n % 99 == 0 else "done"),
+                    "error": "InvalidRequest: bad body" if n % 99 == 0 else None,
+                    "body": {"ousUID": uid, "pad": "x" * 200}}
+                   for n in range(start, min(start + 1000, messages))])
+
+
 def dashboard_render(bench, repeats=10):
     """The overview page's render time (ms) with 1,000 OUSs and 10,000 messages: fresh and warm."""
     from dashboard.app import create_app
     server = bench.server
     clear_all(server)
-    status, msgq = server.db(tables.STATUS), server.db(tables.MSGQ)
-    now = timestamp()
-    status.bulk([{"_id": f"uid___D1_S{i}_X{i}", "entityId": f"uid://D1/S{i}/X{i}", "progID": PROGID,
-                  "state": STATES[i % len(STATES)], "substate": "PipelineImaging", "flags": {},
-                  "timestamp": now, "history": [{"state": s, "substate": None, "timestamp": now}
-                                                for s in STATES[:1 + i % len(STATES)]]}
-                 for i in range(1000)])
-    for batch in range(10):
-        msgq.bulk([{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
-                    "selector": ("xtss", "ingest.JAO", "cached.EU")[n % 3], "consumed": n % 40 != 0,
-                    "status": None if n % 40 == 0 else ("failed" if n % 99 == 0 else "done"),
-                    "body": {"ousUID": "uid://D1/S1/X1", "pad": "x" * 200}}
-                   for n in range(batch * 1000, (batch + 1) * 1000)])
+    populate_scale(server, "uid://D1/S1/X1")
 
     def timed(client):
         t0 = time.perf_counter()
@@ -456,12 +465,7 @@ def pictures(r):
     ax.set_xlabel("bus hop, send → handler start (ms)")
     ax.set_ylabel("messages (cumulative %)")
     ax.set_title("Bus hop latency")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(DOCS / "bench-hop.png", dpi=100)
-    plt.close(fig)
-    written.append("docs/bench-hop.png")
+    written.append(_save(plt, fig, ax, "bench-hop.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for n, curve in enumerate(r["life"]["curves"], 1):
@@ -470,13 +474,19 @@ def pictures(r):
     ax.set_xlabel("seconds after the first launch")
     ax.set_ylabel("OUSs Delivered")
     ax.set_title(f"{r['count']} OUSs, launcher → Delivered (no delays, -x 4)")
+    written.append(_save(plt, fig, ax, "bench-throughput.png"))
+    return written
+
+
+
+def _save(plt, fig, ax, name):
+    """Grid, legend, tight layout; write docs/NAME and return its path."""
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(DOCS / "bench-throughput.png", dpi=100)
+    fig.savefig(DOCS / name, dpi=100)
     plt.close(fig)
-    written.append("docs/bench-throughput.png")
-    return written
+    return f"docs/{name}"
 
 
 # -- the command

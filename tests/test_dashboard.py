@@ -4,7 +4,6 @@ import base64
 import statistics
 import threading
 import time
-import uuid
 
 import pytest
 
@@ -12,6 +11,7 @@ from dashboard import create_app
 from draws import archive, products, tables
 from draws import server as embedded
 from draws.archive import Delivery, Metadata, Ngas, Reports
+from draws.benchmarks import populate_scale
 from draws.bus import Bus, timestamp
 from draws.exceptions import InvalidRequest
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
@@ -222,20 +222,7 @@ def test_changes_are_pushed_as_server_sent_events(couch_url, server):
 
 def test_1000_ouss_and_10000_messages_render_fast(couch_url, server):
     """Scale (issue #4): the page renders in <= 200 ms; prints the figures measured."""
-    status, msgq = server.db(tables.STATUS), server.db(tables.MSGQ)
-    now = timestamp()
-    status.bulk([{"_id": f"uid___X1_S{i}_X{i}", "entityId": f"uid://X1/S{i}/X{i}", "progID": PROGID,
-                  "state": STATES[i % len(STATES)], "substate": "PipelineImaging", "flags": {},
-                  "timestamp": now, "history": [{"state": s, "substate": None, "timestamp": now}
-                                                for s in STATES[:1 + i % len(STATES)]]}
-                 for i in range(1000)])
-    for batch in range(10):
-        msgq.bulk([{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
-                    "selector": ("xtss", "ingest.JAO", "cached.EU")[n % 3], "consumed": n % 40 != 0,
-                    "status": None if n % 40 == 0 else ("failed" if n % 99 == 0 else "done"),
-                    "error": "InvalidRequest: bad body" if n % 99 == 0 else None,
-                    "body": {"ousUID": UID, "pad": "x" * 200}}
-                   for n in range(batch * 1000, (batch + 1) * 1000)])
+    populate_scale(server, UID)
 
     # PouchDB brings its indexes up to date on their first use after the bulk
     # writes (actors keep them current in a running system): not ours to time.
