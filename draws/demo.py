@@ -100,7 +100,7 @@ class Demo:
 
     def spawn_server(self):
         proc = embedded.spawn(self.couch_url, self.var / "demo-couchdb", in_memory=True,
-                              log_file=self.log_dir / "couchdb.log")
+                              log_file=self.log_dir / "couchdb.log", die_with_parent=True)
         self.procs.append(("couchdb", proc))
 
     def start_actors(self, auto=True):
@@ -167,10 +167,6 @@ class Demo:
 
     def dead(self):
         return [name for name, proc in self.procs if proc.poll() is not None]
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def finished(state, substate):
@@ -243,9 +239,6 @@ def main(use_tmux, exit_when_done, timeout, dashboard_port, jao_cache_port, eu_c
         demo.prepare(start_server=lambda: tmux_server(demo))
         tmux(demo)
         return
-    # SIGTERM (kill, timeout) stops everything like Ctrl-C: the actors run in
-    # sessions of their own and would outlive us otherwise.
-    signal.signal(signal.SIGTERM, _interrupt)
     server = demo.prepare()
     try:
         demo.start_actors()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import children
 from .couch import Server, safe_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,15 +46,19 @@ def wait_until_up(url, timeout=30.0, proc=None):
     return False
 
 
-def spawn(url, data_dir, in_memory=False, log_file=None, host=None):
-    """Start PouchDB Server for URL in the background; return the Popen."""
+def spawn(url, data_dir, in_memory=False, log_file=None, host=None, die_with_parent=False):
+    """Start PouchDB Server for URL in the background; return the Popen.
+
+    With DIE_WITH_PARENT it ends with this process (the demo's, the tests');
+    `make server`'s outlives the command that started it.
+    """
     parts = urlsplit(url)
     port = parts.port or 5984
     host = host or parts.hostname or "127.0.0.1"
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen(command(port, host, data_dir, in_memory), stdout=out,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=str(data_dir))
+    popen = children.spawn if die_with_parent else subprocess.Popen
+    proc = popen(command(port, host, data_dir, in_memory), stdout=out, stderr=subprocess.STDOUT,
+                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(data_dir))
     if not wait_until_up(url, proc=proc):
         proc.kill()
         raise SystemExit(f"PouchDB Server did not start on {safe_url(url)}"
