@@ -21,7 +21,7 @@ def main(strict, workers):
     ctx = Context.start("xtss")
     executor = rpc.Executor(ctx.bus, xtss.SELECTOR, xtss.Service(ctx.server, strict=strict),
                             concurrency=workers)
-    ctx.log.info("serving selector '%s' with CouchDB at %s%s", xtss.SELECTOR, ctx.couch_url,
+    ctx.log.info("serving selector '%s' with CouchDB at %s%s", xtss.SELECTOR, ctx.server.url,
                  " (strict transitions)" if strict else "")
     executor.run()
 

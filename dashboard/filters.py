@@ -1,6 +1,6 @@
 """Jinja filters: timestamps, durations and sizes as people read them."""
 
-from draws.bus import parse_timestamp
+from draws.timestamps import parse_timestamp
 from draws.ous import encode_uid
 
 

@@ -14,32 +14,13 @@ import threading
 import time
 
 from draws import tables
-from draws.couch import Database
 from draws.exceptions import CouchError, Unavailable
 from draws.feed import Feed
 
 log = logging.getLogger("draws.dashboard")
 
 MIN_GAP = 0.25        # seconds between two pushes to one browser (bursts are coalesced)
-FEED_PAUSE = 0.5      # seconds between two changes requests of one table while it changes
 KEEPALIVE = 15.0      # seconds of silence before a comment line keeps the stream open
-
-
-class _WatchedDatabase(Database):
-    """A table whose changes requests tell the hub whether CouchDB answers."""
-
-    def __init__(self, hub, name):
-        super().__init__(hub.server, name)
-        self.hub = hub
-
-    def changes(self, *args, **kwargs):
-        try:
-            res = super().changes(*args, **kwargs)
-        except Unavailable as exc:
-            self.hub.report_down(exc)
-            raise
-        self.hub.report_up()
-        return res
 
 
 class Client:
@@ -74,10 +55,9 @@ class Hub:
             try:
                 tables.ensure(self.server)
                 for name in list(pending):
-                    # Only *that* a table changed matters here: no documents, and a
-                    # burst of writes costs CouchDB a request per FEED_PAUSE, not per write.
-                    feed = Feed(_WatchedDatabase(self, name), name=f"dashboard-{name}",
-                                include_docs=False, pause=FEED_PAUSE)
+                    # Only *that* a table changed matters here: no documents.
+                    feed = Feed(self.server.db(name), name=f"dashboard-{name}",
+                                include_docs=False, on_health=self._feed_health)
                     feed.subscribe(lambda doc, name=name: self.changed(name))
                     feed.start()
                     self._feeds.append(feed)
@@ -90,6 +70,12 @@ class Hub:
                 self.report_down(exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _feed_health(self, error):
+        if error is None:
+            self.report_up()
+        elif isinstance(error, Unavailable):
+            self.report_down(error)
 
     def stop(self):
         for feed in self._feeds:

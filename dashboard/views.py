@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from draws import products, tables
 from draws.archive import Delivery, Metadata, Ngas, Reports
-from draws.bus import parse_timestamp
+from draws.timestamps import parse_timestamp
 from draws.ous import EXECUTIVE_FLAG, STATES
 
 COLUMN_CAP = 8       # OUSs listed per state column on the overview

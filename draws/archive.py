@@ -8,7 +8,8 @@ import base64
 import hashlib
 
 from . import tables
-from .bus import timestamp
+from .recent import Recent
+from .timestamps import timestamp
 from .exceptions import Conflict, NotFound
 from .ous import encode_uid
 
@@ -28,17 +29,18 @@ class Ngas:
     def archive(self, name, content, content_type="application/octet-stream"):
         """Store CONTENT as NAME; a file already stored with the same bytes is left alone."""
         digest = checksum(content)
-        existing = self.db.get_or_none(name)
-        if existing and existing.get("checksum") == digest:
-            return existing
         doc = {"_id": name, "writeTimestamp": timestamp(), "size": len(content),
                "checksum": digest,
                "_attachments": {ATTACHMENT: {"content_type": content_type,
                                              "data": base64.b64encode(content).decode()}}}
-        if existing:
-            doc["_rev"] = existing["_rev"]
         try:
-            return self.db.put(doc)
+            return self.db.put(dict(doc))   # usually a new name: no need to look first
+        except Conflict:
+            existing = self.db.get(name)
+        if existing.get("checksum") == digest:
+            return existing
+        try:
+            return self.db.put(dict(doc, _rev=existing["_rev"]))
         except Conflict:  # stored meanwhile by another writer: same name, same product
             return self.db.get(name)
 
@@ -108,6 +110,7 @@ class Delivery:
 
     def __init__(self, server):
         self.db = server.db(tables.DELIVERY)
+        self.recent = Recent()   # the ingestor adds product after product: no read each time
 
     def get(self, ous_uid):
         return self.db.get_or_none(encode_uid(ous_uid))
@@ -117,7 +120,7 @@ class Delivery:
         def change(doc):
             doc.update(progID=progid, ousUID=ous_uid, timestamp=timestamp(),
                        dataProducts=[], complete=False)
-        return self.db.update(encode_uid(ous_uid), change, create=dict)
+        return self.db.update(encode_uid(ous_uid), change, create=dict, recent=self.recent)
 
     def add(self, ous_uid, name):
         def change(doc):
@@ -125,7 +128,7 @@ class Delivery:
                 return False
             doc["dataProducts"] = sorted(doc["dataProducts"] + [name])
             doc["timestamp"] = timestamp()
-        return self.db.update(encode_uid(ous_uid), change)
+        return self.db.update(encode_uid(ous_uid), change, recent=self.recent)
 
     def complete(self, ous_uid):
         def change(doc):
@@ -133,6 +136,6 @@ class Delivery:
                 return False
             doc.update(complete=True, timestamp=timestamp())
         try:
-            return self.db.update(encode_uid(ous_uid), change)
+            return self.db.update(encode_uid(ous_uid), change, recent=self.recent)
         except NotFound:
             raise NotFound(f"no delivery status for {ous_uid}", 404) from None

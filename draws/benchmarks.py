@@ -24,7 +24,8 @@ import click
 from . import server as embedded, tables
 from .actors.cleaner import clear_all
 from .actors.launcher import launch
-from .bus import Bus, parse_timestamp, timestamp
+from .bus import Bus
+from .timestamps import parse_timestamp, timestamp
 from .couch import Server
 from .demo import Demo, actor_table
 from .feed import Feed
@@ -63,9 +64,10 @@ class Bench:
     def __init__(self, workdir):
         self.workdir = Path(workdir)
         self.url = f"http://127.0.0.1:{free_port()}"
+        self.request_count = self.workdir / "requests.txt"   # kept by draws/pouchdb-server.js
         self.server_proc = embedded.spawn(self.url, self.workdir / "couchdb",
-                                          log_file=self.workdir / "couchdb.log")
-        self.request_log = self.workdir / "couchdb" / "log.txt"   # one line per request
+                                          log_file=self.workdir / "couchdb.log",
+                                          env=dict(os.environ, DRAWS_REQUEST_COUNT_FILE=str(self.request_count)))
         self.server = Server(self.url)
         tables.ensure(self.server)
         self.procs = []
@@ -83,9 +85,9 @@ class Bench:
         self.procs.append(proc)
         return proc
 
-    def requests_logged(self):
-        with open(self.request_log, "rb") as f:
-            return sum(1 for _ in f)
+    def requests_served(self):
+        time.sleep(1.5)   # the server writes the count once a second
+        return int(self.request_count.read_text())
 
     def close(self):
         for p in self.procs:
@@ -251,8 +253,7 @@ class Site:
                     delivered.setdefault(uid, time.monotonic())
                     if len(delivered) == count:
                         done.set()
-        # Paused like the actors' triggers, so that watching costs the server little.
-        feed = Feed(self.status.db, name="bench-status", pause=0.1)
+        feed = Feed(self.status.db, name="bench-status")
         feed.subscribe(on_change)
         feed.start()
         started = time.monotonic()
@@ -316,12 +317,12 @@ def idle(site, seconds=60):
     """Requests to CouchDB and CPU of each process while the site has nothing to do."""
     pids = dict(site.pids(), **{"PouchDB Server": site.bench.server_proc.pid})
     cpu0 = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
-    requests0, t0, load0 = site.bench.requests_logged(), time.monotonic(), loadavg()
+    requests0, t0, load0 = site.bench.requests_served(), time.monotonic(), loadavg()
     time.sleep(seconds)
     site.check_alive()
     elapsed = time.monotonic() - t0
     cpu = {name: 100 * (proc_cpu_seconds(pid) - cpu0[name]) / elapsed for name, pid in pids.items()}
-    return {"seconds": elapsed, "requests": site.bench.requests_logged() - requests0,
+    return {"seconds": elapsed, "requests": site.bench.requests_served() - requests0,
             "cpu": cpu, "load": (load0, loadavg())}
 
 

@@ -2,13 +2,12 @@
 
 Delivery is push-driven and exactly-once:
 
-* receivers are woken by the ``_changes`` feed, never by a sleep between
-  polls (a slow re-scan runs once a minute as a safety net only). Each
-  receiver's feed is filtered by CouchDB (the ``draws-bus`` design document)
-  to its own selectors' unconsumed or claimed messages, so a message wakes
-  only those who may take it, not every process on the bus. An RPC caller
-  long-polls for its one reply only while it waits: every open feed costs
-  the server work at each write to msgq;
+* receivers are woken by msgq's continuous ``_changes`` feed, never by a
+  sleep between polls (a slow re-scan runs once a minute as a safety net
+  only). A process follows msgq once, whatever it listens to: its
+  receivers and the RPC calls waiting for replies share that feed, and
+  each skips what is not for it (see :mod:`draws.feed` for why CouchDB
+  does not filter it);
 * a receiver *claims* a message by writing ``consumed: true`` on the
   revision it read: CouchDB accepts only one such write, so a conflict
   means another receiver has it;
@@ -19,7 +18,6 @@ Delivery is push-driven and exactly-once:
   stays in ``msgq`` for people to see and is not retried.
 """
 
-import datetime
 import logging
 import os
 import queue
@@ -31,10 +29,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import requests
-
-from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
-from .feed import Feed, current_seq
+from .exceptions import Conflict, DrawsError, InvalidRequest, NotFound
+from .feed import Feed
+from .timestamps import at, parse_timestamp, timestamp
 
 log = logging.getLogger("draws.bus")
 
@@ -43,32 +40,6 @@ LEASE_SECONDS = 30.0
 RESCAN_SECONDS = 60.0
 MAX_ATTEMPTS = 5
 SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.*:-]{1,200}$")
-
-# The changes filter (CouchDB and PouchDB Server both run it): messages whose
-# selector matches the ``pattern`` query parameter (a regex), unconsumed or
-# claimed. Handled, failed and deleted messages wake nobody.
-FILTER_DDOC = "_design/draws-bus"
-FILTER = "draws-bus/messages"
-FILTER_JS = ("function (doc, req) {\n"
-             "  if (typeof doc.selector !== 'string' || doc._deleted) return false;\n"
-             "  if (doc.consumed && doc.status !== 'claimed') return false;\n"
-             "  return new RegExp(req.query.pattern).test(doc.selector);\n"
-             "}")
-
-
-def timestamp(when=None):
-    """UTC, ISO 8601 with milliseconds and no zone: 2018-07-24T09:49:20.902."""
-    when = when or datetime.datetime.now(datetime.timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
-
-
-def parse_timestamp(text):
-    """Seconds since the epoch of a timestamp() string."""
-    dt = datetime.datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.timezone.utc)
-    return dt.timestamp()
-
 
 def _origin_ip():
     try:
@@ -100,11 +71,19 @@ class Message:
     created: str = None
     origin: str = None
     attempts: int = 1       # > 1: a receiver died handling it before (the work may be done)
+    reply: object = None    # set by respond()
 
     @classmethod
     def from_doc(cls, doc):
         return cls(doc["_id"], doc.get("selector"), doc.get("body"), doc.get("msgbackID"),
                    doc.get("creationTimestamp"), doc.get("originIP"), doc.get("attempts", 1))
+
+    def respond(self, body):
+        """Reply BODY to the sender (an RPC request): it is sent when the handler
+        returns or raises, in one request with this message's outcome."""
+        if not self.msgback_id:
+            raise InvalidRequest("this message asks for no reply (it has no msgbackID)")
+        self.reply = body
 
 
 def body_fields(body, what, *names):
@@ -122,21 +101,6 @@ def is_message(doc):
         and not doc["_id"].startswith("_design/")
 
 
-def _ensure_filter(db):
-    """Put the changes filter in DB; False if we may not (then feeds go unfiltered)."""
-    def change(doc):
-        if doc.get("filters", {}).get("messages") == FILTER_JS:
-            return False
-        doc["filters"] = {"messages": FILTER_JS}
-    try:
-        db.update(FILTER_DDOC, change, create=dict)
-        return True
-    except CouchError as exc:   # e.g. a member who is no database admin on CouchDB
-        log.warning("cannot install the bus's changes filter in %s (%s): every change "
-                    "of msgq will wake every receiver", db.name, exc)
-        return False
-
-
 class Bus:
     """Send and receive messages. One per process is enough; it is thread-safe."""
 
@@ -144,8 +108,10 @@ class Bus:
         self.db = server.db(MSGQ)
         self.actor = actor
         self.origin_ip = _origin_ip()
-        self._filter_ok = None   # is the changes filter installed? (asked once, on first need)
         self.identity = f"{actor}@{socket.gethostname()}:{os.getpid()}"
+        self._feed = None        # msgq's changes, followed from the first need on
+        self._waiters = {}       # reply selector -> _Waiter
+        self._lock = threading.Lock()
 
     # -- sending
     def send(self, selector, body, msgback_id=None):
@@ -160,17 +126,22 @@ class Bus:
                 raise InvalidRequest(f"no group {selector!r}: define it before sending to it")
             return [i for member in group.get("members", [])
                     for i in self.send(member, body, msgback_id)]
+        doc = self.new_message(selector, body, msgback_id)
+        try:
+            self.db.put(doc)
+        except Conflict:
+            pass  # our own retried write landed: the id is unique to this send
+        return [doc["_id"]]
+
+    def new_message(self, selector, body, msgback_id=None):
+        """The document of a message to SELECTOR (one member, not a group), unwritten."""
         created = timestamp()
         doc = {"_id": f"{created}-{uuid.uuid4().hex}", "creationTimestamp": created,
                "originIP": self.origin_ip, "selector": selector, "consumed": False,
                "body": body, "sentBy": self.identity}   # beyond the spec: which process sent it
         if msgback_id:
             doc["msgbackID"] = msgback_id
-        try:
-            self.db.put(doc)
-        except Conflict:
-            pass  # our own retried write landed: the id is unique to this send
-        return [doc["_id"]]
+        return doc
 
     def define_group(self, name, members):
         """Create or replace group NAME (ending in ``.*``) with MEMBERS."""
@@ -185,20 +156,20 @@ class Bus:
         return self.db.update(name, change, create=dict)
 
     # -- receiving
-    def filter_params(self, regex_text):
-        """_changes parameters that make CouchDB pass only messages on REGEX_TEXT's selectors."""
-        if self._filter_ok is None:
-            self._filter_ok = _ensure_filter(self.db)
-        return {"filter": FILTER, "pattern": regex_text} if self._filter_ok else {}
+    def feed(self):
+        """This process's one feed of msgq, started on first use."""
+        with self._lock:
+            if self._feed is None:
+                self._feed = Feed(self.db, name=f"msgq-{self.actor}")
+                self._feed.subscribe(self._on_doc)
+                self._feed.start()
+            return self._feed
 
-    def message_feed(self, regex_text, callback, name):
-        """A started Feed calling CALLBACK(doc) for messages whose selector matches REGEX_TEXT.
-
-        CouchDB filters it when it can; subscribers check what they get anyway.
-        """
-        feed = Feed(self.db, name=name, params=self.filter_params(regex_text))
-        feed.subscribe(callback)
-        return feed.start()
+    def _on_doc(self, doc):
+        waiter = self._waiters.get(doc.get("selector"))
+        if waiter is not None and not doc.get("consumed") and is_message(doc):
+            waiter.doc = doc
+            waiter.arrived.set()
 
     @staticmethod
     def new_reply_selector():
@@ -216,47 +187,31 @@ class Bus:
     def expect(self, selector, what=None):
         """Prepare to wait for one message on SELECTOR (an RPC reply); see take().
 
-        Notes where msgq stands now, so that a reply written from now on is seen.
+        From now on a message on SELECTOR is caught, so call it before sending the request.
         """
-        return _Waiter(selector, what or selector, current_seq(self.db))
+        self.feed()
+        waiter = _Waiter(selector, what or selector)
+        self._waiters[selector] = waiter
+        return waiter
 
     def take(self, waiter, timeout, patience=15.0):
         """Wait up to TIMEOUT s for WAITER's message; mark it done and return it.
 
-        Long-polls msgq, filtered to the one selector, only while it waits.
         Says every PATIENCE seconds that it still waits, so a person knows why
         nothing happens (the executor may be down, or a replication link).
         """
-        # A large heartbeat lets our read timeout end an idle poll on PouchDB Server.
-        params = dict(self.filter_params(f"^{re.escape(waiter.selector)}$"),
-                      heartbeat=int(patience * 2000))
         deadline = time.monotonic() + timeout
-        since, doc = waiter.since, None
-        while doc is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            wait = min(patience, left)
-            try:
-                res = self.db.changes(since, timeout_ms=int(wait * 1000), include_docs=True,
-                                      read_timeout=(10, wait + 1), wait=False, **params)
-            except requests.ReadTimeout:
-                res = {}
-            except (CouchError, requests.RequestException, ValueError):
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-                continue
-            since = res.get("last_seq", since)
-            for change in res.get("results", []):
-                found = change.get("doc") or {}
-                if found.get("selector") == waiter.selector and not found.get("consumed") \
-                        and is_message(found):
-                    doc = found
+        try:
+            while not waiter.arrived.wait(max(0.0, min(patience, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline:
                     break
-            if doc is None and not res.get("results") and time.monotonic() < deadline:
                 log.warning("still waiting for a reply on %s (%.0f s so far)", waiter.what,
                             timeout - (deadline - time.monotonic()))
+        finally:
+            self._waiters.pop(waiter.selector, None)
+        doc = waiter.doc
         if doc is None:
-            # A replica may have brought the reply in under our feet; ask once directly.
+            # Our feed may have been cut off just then; ask once directly.
             docs = self.db.find({"selector": waiter.selector, "consumed": False}, limit=1)
             if not docs:
                 return None
@@ -283,14 +238,19 @@ class Bus:
             return False   # its receiver took it just now
 
     def close(self):
-        """Nothing to release: feeds belong to receivers, and reply polls end with their call."""
+        """Stop following msgq (receivers of this bus stop hearing of new messages)."""
+        with self._lock:
+            if self._feed is not None:
+                self._feed.stop()
+                self._feed = None
 
 
-@dataclass
 class _Waiter:
-    selector: str
-    what: str
-    since: object   # msgq's update sequence when the request was about to be sent
+    def __init__(self, selector, what):
+        self.selector = selector
+        self.what = what
+        self.doc = None
+        self.arrived = threading.Event()
 
 
 class Receiver:
@@ -332,7 +292,6 @@ class Receiver:
         self._events.put(None)
         if self._feed is not None:
             self._feed.unsubscribe(self._on_doc)
-            self._feed.stop()
         self._pool.shutdown(wait=wait)
 
     def join(self, timeout=None):
@@ -345,8 +304,9 @@ class Receiver:
     # -- the loop
     def run(self):
         log.debug("%s listening on %s", self.bus.actor, ", ".join(self.patterns))
-        # Our own feed, started before the first scan so that nothing falls between.
-        self._feed = self.bus.message_feed(self._regex_text, self._on_doc, name=f"msgq-{self.name}")
+        # Hear of new messages before the first scan, so that nothing falls between.
+        self._feed = self.bus.feed()
+        self._feed.subscribe(self._on_doc)
         next_scan = 0.0
         while not self._stop.is_set():
             now = time.time()
@@ -421,7 +381,7 @@ class Receiver:
         now = time.time()
         claimed = dict(doc, consumed=True, status="claimed", consumedBy=self.bus.identity,
                        consumedAt=timestamp(), attempts=attempts,
-                       leaseExpires=timestamp(_utc(now + self.lease)))
+                       leaseExpires=at(now + self.lease))
         if attempts > MAX_ATTEMPTS:
             claimed.update(status="failed", handledAt=timestamp(),
                            error=f"abandoned: {MAX_ATTEMPTS} receivers died handling it")
@@ -446,8 +406,8 @@ class Receiver:
         keeper = threading.Thread(target=self._keep_lease, args=(job,), daemon=True)
         keeper.start()
         error = None
+        message = Message.from_doc(job.doc)
         try:
-            message = Message.from_doc(job.doc)
             self.handler(message)
         except Exception as exc:  # a handler error must never kill the receiver
             error = f"{type(exc).__name__}: {exc}"
@@ -460,14 +420,16 @@ class Receiver:
         finally:
             job.finished.set()
             keeper.join()
-            self._finish(job, error)
+            reply = message.reply
+            self._finish(job, error, None if reply is None else
+                         self.bus.new_message(message.msgback_id, reply))
             self.handled += 1
             self._events.put(("done", job.doc["_id"]))
 
     def _keep_lease(self, job):
         while not job.finished.wait(self.lease / 3):
             with job.lock:
-                doc = dict(job.doc, leaseExpires=timestamp(_utc(time.time() + self.lease)))
+                doc = dict(job.doc, leaseExpires=at(time.time() + self.lease))
                 try:
                     self.db.put(doc)
                     job.doc = doc
@@ -477,22 +439,30 @@ class Receiver:
                 except Exception as exc:
                     log.warning("could not renew the lease on %s: %s", doc["_id"], exc)
 
-    def _finish(self, job, error):
+    def _finish(self, job, error, reply=None):
+        """Write the message's outcome, with the REPLY document (if any) in the same request."""
         with job.lock:
             doc = dict(job.doc, status="failed" if error else "done", handledAt=timestamp())
             doc.pop("leaseExpires", None)
             if error:
                 doc["error"] = error[:2000]
+            unsent = [reply] if reply else []
             for _ in range(5):
-                try:
-                    self.db.put(doc)
+                outcome, *others = self.db.bulk([doc] + unsent)
+                for result in others:
+                    if result.get("error") not in (None, "conflict"):   # conflict: a retry landed
+                        log.error("could not reply to message %s: %s", doc["_id"], result)
+                unsent = []
+                if "error" not in outcome:
                     return
-                except Conflict:
-                    current = self.db.get(doc["_id"])
-                    if current.get("consumedBy") != self.bus.identity:
-                        log.warning("message %s was taken over while we handled it", doc["_id"])
-                        return
-                    doc["_rev"] = current["_rev"]
+                if outcome["error"] != "conflict":
+                    log.error("could not mark message %s %s: %s", doc["_id"], doc["status"], outcome)
+                    return
+                current = self.db.get(doc["_id"])
+                if current.get("consumedBy") != self.bus.identity:
+                    log.warning("message %s was taken over while we handled it", doc["_id"])
+                    return
+                doc["_rev"] = current["_rev"]
 
 
 class _Job:
@@ -500,10 +470,6 @@ class _Job:
         self.doc = doc
         self.lock = threading.Lock()
         self.finished = threading.Event()
-
-
-def _utc(epoch):
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
 
 
 def purge(db, older_than_seconds, batch=1000):
@@ -516,7 +482,7 @@ def purge(db, older_than_seconds, batch=1000):
     PouchDB Server scan the whole index each time (over 7 minutes for 100,000
     messages, against seconds this way).
     """
-    cutoff = timestamp(_utc(time.time() - older_than_seconds))
+    cutoff = at(time.time() - older_than_seconds)
     deleted, page = 0, {}
     while True:
         rows = db.all_docs(include_docs="true", limit=batch, **page)["rows"]

@@ -9,6 +9,7 @@
 """
 
 import logging
+import random
 import threading
 import time
 import json
@@ -74,12 +75,15 @@ class Server:
             s = requests.Session()
             s.auth = self._auth
             s.headers["Accept"] = "application/json"
+            # Uncompressed: PouchDB Server's gzip would hold back the lines of a
+            # continuous feed, and on the usual loopback it only costs CPU.
+            s.headers["Accept-Encoding"] = "identity"
             self._local.session = s
         return s
 
     def request(self, method, path, *, body=None, params=None, data=None,
-                headers=None, timeout=None, wait=None, raw=False):
-        """Send one request; return the decoded JSON (or the response if raw)."""
+                headers=None, timeout=None, wait=None, raw=False, stream=False):
+        """Send one request; return the decoded JSON (or the response if raw or streamed)."""
         url = f"{self.url}/{path}"
         wait = self.wait if wait is None else wait
         delay, started = 0.2, time.monotonic()
@@ -87,7 +91,7 @@ class Server:
             try:
                 resp = self.session.request(
                     method, url, json=body, params=params, data=data, headers=headers,
-                    timeout=timeout or self.timeout)
+                    timeout=timeout or self.timeout, stream=stream)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 reason = _short_reason(exc)
                 if timeout and _is_read_timeout(exc):
@@ -107,7 +111,7 @@ class Server:
                 log.warning("CouchDB at %s answers again", self.url)
             if resp.status_code >= 400:
                 _raise_for(resp, method, path)
-            if raw:
+            if raw or stream:
                 return resp
             return resp.json() if resp.content else None
 
@@ -254,38 +258,88 @@ class Database:
     def get_attachment(self, doc_id, name):
         return self._req("GET", f"{doc_path(doc_id)}/{quote(name, safe='')}", raw=True).content
 
-    def changes(self, since, timeout_ms=None, include_docs=True, limit=None, read_timeout=None,
-                wait=None, **extra):
-        """One _changes request: a long poll when timeout_ms is given.
-
-        EXTRA are further query parameters (a filter and its arguments, a heartbeat).
-        """
+    def changes(self, since, include_docs=True, limit=None, **extra):
+        """One plain _changes request (EXTRA: further query parameters)."""
         params = {"since": since, "include_docs": "true" if include_docs else "false", **extra}
-        if timeout_ms is not None:
-            params.update(feed="longpoll", timeout=int(timeout_ms))
         if limit:
             params["limit"] = limit
-        return self._req("GET", "_changes", params=params, timeout=read_timeout, wait=wait)
+        return self._req("GET", "_changes", params=params)
 
-    def update(self, doc_id, change, create=None, attempts=20):
+    def last_seq(self):
+        """The update sequence of the newest change (opaque on CouchDB, a number on PouchDB).
+
+        Asked of _changes: PouchDB Server's database info, which also has it,
+        measures the database's files on disk each time.
+        """
+        res = self._req("GET", "_changes", params={"descending": "true", "limit": 1})
+        return res["last_seq"]
+
+    def follow(self, since, include_docs=True, heartbeat=10.0):
+        """The continuous _changes feed from SINCE: yields each change as it happens
+        (and None for each keep-alive line).
+
+        One open response carries every change, so following a table costs
+        the server no request per change and nothing while it is idle. The
+        server writes an empty line every HEARTBEAT s; a silence three times
+        as long is taken for a lost connection (requests.ReadTimeout).
+        Raises CouchError or requests' errors when the feed breaks; the
+        caller resumes from the last ``seq`` it saw. Call ``close()`` on the
+        generator to hang up.
+        """
+        params = {"feed": "continuous", "since": since, "heartbeat": int(heartbeat * 1000),
+                  "include_docs": "true" if include_docs else "false"}
+        resp = self._req("GET", "_changes", params=params, stream=True, wait=False,
+                         timeout=(10, 3 * heartbeat))
+        try:
+            pending = b""
+            for chunk in resp.iter_content(chunk_size=None):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield json.loads(line) if line.strip() else None
+        finally:
+            resp.close()
+
+    def update(self, doc_id, change, create=None, attempts=20, recent=None):
         """Read-modify-write with retry on conflict.
 
         CHANGE(doc) edits the document in place (returning False leaves it
         unwritten); CREATE() makes the first version when it does not exist.
+        With RECENT (a :class:`draws.recent.Recent`), a document this process wrote last
+        is changed without reading it first; if someone else wrote it since,
+        CouchDB refuses the stale revision and it is read as usual.
         Returns the document as written (or as found when unchanged).
         """
-        for _ in range(attempts):
+        lost_race = False
+        for attempt in range(attempts):
+            if lost_race:   # let the winner's neighbours pass too (no livelock)
+                time.sleep(random.uniform(0, 0.005 * attempt))
+            doc = recent.take(doc_id) if recent is not None else None
+            remembered = doc is not None
+            if not remembered:
+                try:
+                    doc = self.get(doc_id)
+                except NotFound:
+                    if create is None:
+                        raise
+                    doc = create()
+                    doc["_id"] = doc_id
             try:
-                doc = self.get(doc_id)
-            except NotFound:
-                if create is None:
-                    raise
-                doc = create()
-                doc["_id"] = doc_id
-            if change(doc) is False:
+                unchanged = change(doc) is False
+            except Exception:
+                if remembered:
+                    continue   # judged on a copy that may be stale: look at the real one
+                raise
+            if unchanged:
+                if remembered:
+                    continue
                 return doc
             try:
-                return self.put(doc)
+                self.put(doc)
             except Conflict:
+                lost_race = not remembered
                 continue
+            if recent is not None:
+                recent.keep(doc)
+            return doc
         raise Conflict(f"{self.name}/{doc_id}: still changing after {attempts} attempts", 409)

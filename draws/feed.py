@@ -1,9 +1,15 @@
-"""Follow a database's _changes feed in a background thread.
+"""Follow a database's continuous _changes feed in a background thread.
 
-Readers are woken by CouchDB itself (a long poll returns as soon as a
-document changes), so nobody sleeps between polls. An idle long poll is
-re-issued once a minute: CouchDB ends it after ``timeout``, PouchDB Server
-keeps it open and we end it with a client-side read timeout.
+Readers are woken by CouchDB itself, the moment a document changes, so
+nobody sleeps between polls. One open response carries every change: an
+idle feed costs the server a heartbeat line, not a request.
+
+Why continuous and unfiltered: PouchDB Server re-reads a filtered feed's
+whole history since its last *match* at every write, so a receiver that
+waits for a rare selector made each write cost more than the one before;
+and a long poll costs a new request (and a new filter) per wake-up. An
+unfiltered continuous feed reads each change once, and a subscriber skips
+what is not for it.
 """
 
 import logging
@@ -15,7 +21,7 @@ from .exceptions import CouchError
 
 log = logging.getLogger("draws.feed")
 
-IDLE_SECONDS = 55
+HEARTBEAT = 10.0   # seconds between the server's keep-alive lines
 
 
 class Feed:
@@ -23,18 +29,19 @@ class Feed:
 
     Subscribers run in the feed thread and must be quick (hand work to a
     queue). ``since`` is the update sequence to start after; take it with
-    :func:`current_seq` *before* an initial scan so nothing falls between.
+    ``db.last_seq()`` *before* an initial scan so nothing falls between
+    (the default: the feed starts at once with changes from now on).
+    ON_HEALTH, if given, is called with None once the feed is connected and
+    with the exception each time it breaks.
     """
 
-    def __init__(self, db, since=None, include_docs=True, name=None, pause=0.0, params=None):
+    def __init__(self, db, since=None, include_docs=True, name=None, on_health=None,
+                 heartbeat=HEARTBEAT):
         self.db = db
         self.since = since
         self.include_docs = include_docs
-        # Seconds to wait after a batch before asking again. Followers that
-        # only need to know that something changed set it: a burst of writes
-        # then costs the server a few requests, not one per write.
-        self.pause = pause
-        self.params = params or {}   # further _changes parameters (a filter)
+        self.on_health = on_health
+        self.heartbeat = heartbeat
         self._subscribers = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -53,54 +60,66 @@ class Feed:
 
     def start(self):
         if self.since is None:
-            self.since = current_seq(self.db)
+            self.since = self.db.last_seq()
         self._thread.start()
         return self
 
     def stop(self):
+        """Stop delivering at once; the connection ends at the next line (a heartbeat at most)."""
         self._stop.set()
 
     @property
     def alive(self):
         return self._thread.is_alive()
 
+    def _health(self, error):
+        if self.on_health is not None:
+            try:
+                self.on_health(error)
+            except Exception:
+                log.exception("health callback of the %s feed failed", self.db.name)
+
     def _run(self):
         self.started.set()
         failures = 0
         while not self._stop.is_set():
             try:
-                res = self.db.changes(self.since, timeout_ms=IDLE_SECONDS * 1000,
-                                      include_docs=self.include_docs,
-                                      read_timeout=(10, IDLE_SECONDS + 10), wait=False,
-                                      **self.params)
-            except requests.ReadTimeout:
-                continue  # PouchDB Server keeps an idle long poll open: ask again
+                connected = False
+                for change in self.db.follow(self.since, self.include_docs, self.heartbeat):
+                    if self._stop.is_set():
+                        break
+                    if not connected:   # the first line, a change or a heartbeat
+                        connected = True
+                        if failures:
+                            log.warning("changes feed of %s resumed", self.db.name)
+                            failures = 0
+                        self._health(None)
+                    if change is not None:
+                        self._deliver(change)
+                if not connected:   # ended before a word: do not hammer the server
+                    self._stop.wait(1.0)
+                # Otherwise the server ended the feed (CouchDB may): follow it again.
             except (CouchError, requests.RequestException, ValueError) as exc:
-                # Our own backoff (not the client's), so that stop() is honoured.
+                if self._stop.is_set():
+                    break
                 failures += 1
                 if failures == 1:
                     log.warning("changes feed of %s interrupted (%s); retrying", self.db.name, exc)
+                self._health(exc)
+                # Our own backoff (not the client's), so that stop() is honoured.
                 self._stop.wait(min(0.2 * 2 ** failures, 5.0))
-                continue
-            if failures:
-                log.warning("changes feed of %s resumed", self.db.name)
-                failures = 0
-            if self._stop.is_set():
-                break
-            with self._lock:
-                subscribers = list(self._subscribers)
-            for change in res.get("results", []):
-                doc = change.get("doc") or {"_id": change.get("id"), "_deleted": change.get("deleted", False)}
-                for callback in subscribers:
-                    try:
-                        callback(doc)
-                    except Exception:  # one broken subscriber must not stop the feed
-                        log.exception("subscriber of %s failed on %s", self.db.name, doc.get("_id"))
-            self.since = res.get("last_seq", self.since)
-            if self.pause and res.get("results"):
-                self._stop.wait(self.pause)
 
+    def _deliver(self, change):
+        if "last_seq" in change and "seq" not in change:   # CouchDB ended the feed
+            self.since = change["last_seq"]
+            return
+        doc = change.get("doc") or {"_id": change.get("id"), "_deleted": change.get("deleted", False)}
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(doc)
+            except Exception:  # one broken subscriber must not stop the feed
+                log.exception("subscriber of %s failed on %s", self.db.name, doc.get("_id"))
+        self.since = change.get("seq", self.since)
 
-def current_seq(db):
-    """The database's update sequence, opaque (CouchDB) or a number (PouchDB)."""
-    return db.info()["update_seq"]

@@ -3,7 +3,8 @@
 import re
 
 from . import tables
-from .bus import timestamp
+from .recent import Recent
+from .timestamps import timestamp
 from .exceptions import InvalidRequest, NotFound
 
 STATES = ("FullyObserved", "ReadyForProcessing", "Processing", "ProcessingProblem",
@@ -81,6 +82,7 @@ class StatusTable:
 
     def __init__(self, server):
         self.db = server.db(tables.STATUS)
+        self.recent = Recent()   # XTSS changes an OUS many times in a row: no read each time
 
     def get(self, uid):
         """The OUS document, or NotFound."""
@@ -105,12 +107,13 @@ class StatusTable:
         def change(doc):
             doc.update(entityId=uid, progID=progid, flags={})
             _record(doc, "ReadyForProcessing", recipe)
-        return self.db.update(encode_uid(uid), change, create=lambda: {"history": []})
+        return self.db.update(encode_uid(uid), change, create=lambda: {"history": []},
+                              recent=self.recent)
 
     def _change(self, uid, edit):
         check_uid(uid)
         try:
-            return self.db.update(encode_uid(uid), edit)
+            return self.db.update(encode_uid(uid), edit, recent=self.recent)
         except NotFound:
             raise NotFound(f"no OUS {uid}", 404) from None
 

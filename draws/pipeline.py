@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from . import config, products
-from .bus import timestamp as now_timestamp
+from .timestamps import timestamp as now_timestamp
 from .exceptions import DrawsError
 from .ous import PIPELINE_RECIPES, check_progid, check_uid
 from .runtime import run_main, setup_logging

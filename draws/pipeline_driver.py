@@ -22,11 +22,11 @@ from pathlib import Path
 import click
 
 from . import products
-from .bus import timestamp
+from .timestamps import timestamp
 from .cache import Cache
 from .children import spawn
 from .exceptions import InvalidRequest
-from .ous import EXECUTIVE_FLAG, PIPELINE_RECIPES, check_progid, check_uid, show
+from .ous import EXECUTIVE_FLAG, PIPELINE_RECIPES, StatusTable, check_progid, check_uid, show
 from .runtime import Context, run_main
 
 def check_request(progid, uid, recipe):
@@ -45,6 +45,13 @@ def command(progid, uid, recipe):
 
 def still_ours(ctx, uid):
     """True if UID is Processing here; a request redelivered after a crash may be stale."""
+    def ours(doc):
+        return doc is not None and doc.get("state") == "Processing" and \
+            (doc.get("flags") or {}).get(EXECUTIVE_FLAG) in (None, ctx.settings.location)
+    # The local table (a replica at an ARC) usually knows; when it does not
+    # agree, it may lag behind msgq's replication, so XTSS has the last word.
+    if ours(StatusTable(ctx.server).get_or_none(uid)):
+        return True
     matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
     if not matches:
         ctx.log.warning("%s is not Processing any more: nothing to do", uid)
@@ -102,7 +109,8 @@ def drive(ctx, progid, uid, recipe):
 @run_main("pipeline-driver")
 def main(progid, ousuid, recipe):
     check_request(progid, ousuid, recipe)
-    ctx = Context.start("pipeline-driver", require=("location", "local_cache"))
+    # Torque/Maui, which started us, has made sure the tables exist.
+    ctx = Context.start("pipeline-driver", require=("location", "local_cache"), ensure_tables=False)
     drive(ctx, progid, ousuid, recipe)
 
 

@@ -18,7 +18,7 @@ import re
 import uuid
 
 from . import tables
-from .bus import timestamp
+from .timestamps import timestamp
 from .couch import Server, safe_url
 
 PULLED_BY_ARCS = (tables.DELIVERY, tables.NGAS, tables.REPORTS, tables.METADATA, tables.STATUS)

@@ -40,18 +40,18 @@ class Executor:
             # Delivered OUS), and its caller may be dead too: a caller still waiting
             # is told to ask again, and a reply already sent is not repeated.
             if not self.bus.db.find({"selector": message.msgback_id}, limit=1):
-                self.bus.send(message.msgback_id, {"error": "interrupted: ask again", "interrupted": True})
+                message.respond({"error": "interrupted: ask again", "interrupted": True})
             log.warning("request %s was interrupted by its executor's end: not done now", message.id)
             return
+        # The reply goes out with the request's outcome, in one write (Message.respond).
         try:
-            result = self.function(message.body)
+            message.respond(self.function(message.body))
         except DrawsError as exc:
-            self.bus.send(message.msgback_id, error_reply(str(exc)))
+            message.respond(error_reply(str(exc)))
             raise
         except Exception as exc:
-            self.bus.send(message.msgback_id, error_reply(f"internal error: {type(exc).__name__}: {exc}"))
+            message.respond(error_reply(f"internal error: {type(exc).__name__}: {exc}"))
             raise
-        self.bus.send(message.msgback_id, result)
 
     def start(self):
         self.receiver.start()

@@ -10,11 +10,8 @@ import logging
 import os
 import sys
 
-from . import config, tables
-from .bus import Bus
-from .couch import Server, safe_url
+from . import config
 from .exceptions import DrawsError
-from .xtss import Client
 
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(actor)-18s %(levelname)-7s %(message)s"
 
@@ -46,6 +43,10 @@ class Context:
     """An actor's settings, CouchDB server, bus and XTSS client."""
 
     def __init__(self, actor, settings, server):
+        # Imported here, not above: the Pipeline, a process of its own per
+        # OUS, logs through this module and starts faster without HTTP.
+        from .bus import Bus
+        from .xtss import Client
         self.actor = actor
         self.settings = settings
         self.server = server
@@ -54,18 +55,17 @@ class Context:
         self.log = logging.getLogger(f"draws.{actor}")
 
     @classmethod
-    def start(cls, actor, require=(), settings=None, log=True):
+    def start(cls, actor, require=(), settings=None, log=True, ensure_tables=True):
         if log:
             setup_logging(actor)
         settings = settings or config.load()
         settings.require(*require)
+        from . import tables
+        from .couch import Server
         server = Server(settings.couchdb_url)
-        tables.ensure(server)
+        if ensure_tables:
+            tables.ensure(server)
         return cls(actor, settings, server)
-
-    @property
-    def couch_url(self):
-        return safe_url(self.settings.couchdb_url)
 
 
 def run_main(actor):

@@ -17,6 +17,8 @@ from .couch import Server, safe_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
+# Starts BINARY with a fix: continuous feeds end when their client hangs up (see the file).
+LAUNCHER = Path(__file__).with_name("pouchdb-server.js")
 
 
 def command(port, host="127.0.0.1", data_dir=None, in_memory=False):
@@ -25,10 +27,14 @@ def command(port, host="127.0.0.1", data_dir=None, in_memory=False):
         raise SystemExit(f"{BINARY} is missing: run `make install` (npm ci) first")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    cfg = data_dir / "config.json"
-    if not cfg.exists():  # keep its log beside its data, not in the current folder
-        cfg.write_text(json.dumps({"log": {"file": str(data_dir / "log.txt")}}))
-    cmd = ["node", "--unhandled-rejections=warn", str(BINARY), "--port", str(port),
+    cfg = data_dir / "config.json"   # the server keeps its own settings here too (admins)
+    settings = json.loads(cfg.read_text()) if cfg.exists() else {}
+    log = settings.setdefault("log", {})
+    log.setdefault("file", str(data_dir / "log.txt"))   # beside its data, not in the current folder
+    # Warnings and errors only: a line per request cost a fifth of a write's CPU.
+    log.setdefault("level", "warning")
+    cfg.write_text(json.dumps(settings, indent=1))
+    cmd = ["node", "--unhandled-rejections=warn", str(LAUNCHER), "--port", str(port),
            "--host", host, "--config", str(cfg), "--no-stdout-logs"]
     cmd += ["--in-memory"] if in_memory else ["--dir", str(data_dir / "data")]
     return cmd
@@ -46,7 +52,8 @@ def wait_until_up(url, timeout=30.0, proc=None):
     return False
 
 
-def spawn(url, data_dir, in_memory=False, log_file=None, host=None, die_with_parent=False):
+def spawn(url, data_dir, in_memory=False, log_file=None, host=None, die_with_parent=False,
+          env=None):
     """Start PouchDB Server for URL in the background; return the Popen.
 
     With DIE_WITH_PARENT it ends with this process (the demo's, the tests');
@@ -58,7 +65,7 @@ def spawn(url, data_dir, in_memory=False, log_file=None, host=None, die_with_par
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     popen = children.spawn if die_with_parent else subprocess.Popen
     proc = popen(command(port, host, data_dir, in_memory), stdout=out, stderr=subprocess.STDOUT,
-                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(data_dir))
+                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(data_dir), env=env)
     if not wait_until_up(url, proc=proc):
         proc.kill()
         raise SystemExit(f"PouchDB Server did not start on {safe_url(url)}"

@@ -16,10 +16,6 @@ from .feed import Feed
 log = logging.getLogger("draws.watch")
 
 RETRY_SECONDS = 5.0   # after a failed run (XTSS or CouchDB away): try again this soon
-# Between two changes requests of a busy table: a burst of writes (100 OUSs
-# launched at once) then costs CouchDB a few requests, not one per write,
-# and the work runs once for the lot anyway.
-FEED_PAUSE = 0.1
 
 
 class Trigger:
@@ -31,7 +27,7 @@ class Trigger:
         def on_change(doc):
             if not doc.get("_deleted") and relevant(doc):
                 self._wake.set()
-        feed = Feed(db, pause=FEED_PAUSE)
+        feed = Feed(db)
         feed.subscribe(on_change)
         feed.start()  # before the first run, so no change can fall between the two
         return self

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from draws.bus import Bus, timestamp
+from draws.bus import Bus
+from draws.timestamps import timestamp
 from draws.exceptions import InvalidRequest
 from support import ROOT, wait_for
 

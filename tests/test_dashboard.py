@@ -12,7 +12,8 @@ from draws import archive, products, tables
 from draws import server as embedded
 from draws.archive import Delivery, Metadata, Ngas, Reports
 from draws.benchmarks import populate_scale
-from draws.bus import Bus, timestamp
+from draws.bus import Bus
+from draws.timestamps import timestamp
 from draws.exceptions import InvalidRequest
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
 from support import free_port, wait_for

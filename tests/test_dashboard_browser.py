@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from draws import tables
-from draws.bus import timestamp
+from draws.timestamps import timestamp
 from draws.ous import StatusTable
 from support import free_port, wait_for
 from test_dashboard import PROGID, delivered_ous

@@ -332,7 +332,8 @@ def test_two_of_each_actor_handle_every_message_once(actors, env, server):
 def test_interrupted_rpc_request_is_asked_again_by_a_live_caller_and_dropped_for_a_dead_one(actors, server):
     from concurrent.futures import ThreadPoolExecutor
 
-    from draws.bus import Bus, timestamp
+    from draws.bus import Bus
+    from draws.timestamps import timestamp
     from draws.xtss import Client
 
     status = StatusTable(server)

@@ -4,7 +4,8 @@ import os
 import signal
 from pathlib import Path
 
-from draws.bus import Bus, parse_timestamp
+from draws.bus import Bus
+from draws.timestamps import parse_timestamp
 from draws.ous import EXECUTIVE_FLAG, StatusTable
 from support import wait_for
 

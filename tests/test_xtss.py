@@ -3,7 +3,8 @@
 import pytest
 
 from draws import rpc
-from draws.bus import Bus, timestamp
+from draws.bus import Bus
+from draws.timestamps import timestamp
 from draws.exceptions import RemoteError
 from draws.ous import StatusTable
 from draws.xtss import Client

@@ -135,7 +135,7 @@ class Qa2:
         """
         self.ctx.log.info("answering %s to every OUS ready for review", VERDICTS[answer])
 
-        def work():
+        def finish_left_reviews():
             for ous in self.ctx.xtss.find("Verified"):   # never a resting state
                 report = self.reports.latest(ous["entityId"])
                 if report is not None:
@@ -146,11 +146,24 @@ class Qa2:
                 if report is not None:
                     self.ctx.log.info("%s was left Reviewing: finishing its review", ous["entityId"])
                     self.decide(ous, report, answer)
-            for ous in self.ready():
-                report = self.current_report(ous)
-                if report is not None:   # else its report's arrival wakes us again
-                    self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
-                    self.decide(ous, report, answer)
+
+        # Reviews are left half done only by a reviewer that stopped: look for
+        # them at start and after a run that failed, not at every change.
+        left_over = [True]
+
+        def work():
+            if left_over:
+                finish_left_reviews()
+                left_over.clear()
+            try:
+                for ous in self.ready():
+                    report = self.current_report(ous)
+                    if report is not None:   # else its report's arrival wakes us again
+                        self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
+                        self.decide(ous, report, answer)
+            except Exception:
+                left_over.append(True)
+                raise
 
         (Trigger()
          .watch(self.ctx.server.db(tables.STATUS), lambda doc: doc.get("state") == STATE)

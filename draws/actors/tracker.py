@@ -33,10 +33,19 @@ class Tracker:
         self.metadata = Metadata(ctx.server)
         self.ngas = Ngas(ctx.server)
         self._told = {}   # uid -> what we last said it waits for (said once, not at every change)
+        self._checking = False
 
     def check_all(self):
-        for ous in self.status.find(STATE, f"^{SUBSTATE}$"):
-            self.check(ous)
+        self._checking = True
+        try:
+            for ous in self.status.find(STATE, f"^{SUBSTATE}$"):
+                self.check(ous)
+        finally:
+            self._checking = False
+
+    def waits_for_products(self, doc):
+        """Does a change of NGAS or the metadata matter now? Only while an OUS waits for them."""
+        return bool(self._told) or self._checking
 
     def check(self, ous):
         uid = ous["entityId"]
@@ -86,6 +95,6 @@ class Tracker:
         (Trigger()
          .watch(db(tables.STATUS), is_ingested)
          .watch(db(tables.DELIVERY), lambda doc: doc.get("complete"))
-         .watch(db(tables.NGAS))
-         .watch(db(tables.METADATA))
+         .watch(db(tables.NGAS), self.waits_for_products)
+         .watch(db(tables.METADATA), self.waits_for_products)
          .run(self.check_all))

@@ -1,0 +1,103 @@
+// Starts PouchDB Server (node_modules/pouchdb-server) with two fixes, and
+// a request counter for `make bench`.
+//
+// 1. PouchDB Server 4.2.0 never ends a continuous _changes feed whose
+//    client hung up: the feed goes on reading every later change for
+//    nobody, so each actor that ever stopped or died makes each write
+//    dearer, for good. CouchDB ends such a feed, and PouchDB Server's own
+//    long polls are ended the same way; here its continuous feeds are too.
+// 2. To build the session of every request, it asks the _users database
+//    for its name with info(), which also measures that database's files
+//    on disk (an lstat of each): a tenth of the server's time on a GET.
+//    Here databases do not report their size on disk (nothing in DRAWS
+//    reads it; CouchDB's "sizes" are simply absent).
+//
+// Everything else is the unchanged server, with the unchanged command line:
+//
+//   node draws/pouchdb-server.js [pouchdb-server options]
+//
+// With DRAWS_REQUEST_COUNT_FILE set, the number of HTTP requests served so
+// far is written to that file (at most once a second), which `make bench`
+// reads: the server's own log would cost a fifth of a write to say as much.
+"use strict";
+
+const fs = require("fs");
+const http = require("http");
+const path = require("path");
+
+const root = path.join(__dirname, "..", "node_modules");
+const serverDir = path.dirname(require.resolve("pouchdb-server/package.json", { paths: [root] }));
+const expressPouchDBFile = require.resolve("express-pouchdb", { paths: [serverDir] });
+const routeFile = require.resolve("express-pouchdb/lib/routes/changes.js", { paths: [serverDir] });
+const addChangesRoute = require(routeFile);
+
+// Ends the feeds a _changes request opened once its connection closes.
+function endFeedsOnHangUp(handler) {
+  return function (req, res, next) {
+    const db = req.db;
+    if (db && typeof db.changes === "function") {
+      const feeds = [];
+      req.db = Object.create(db);
+      req.db.changes = function () {
+        const feed = db.changes.apply(db, arguments);
+        feeds.push(feed);
+        return feed;
+      };
+      res.on("close", function () {
+        feeds.forEach(function (feed) {
+          if (typeof feed.cancel === "function") {
+            feed.cancel();
+          }
+        });
+      });
+    }
+    return handler(req, res, next);
+  };
+}
+
+const makeApp = require(expressPouchDBFile);
+require.cache[expressPouchDBFile].exports = function (startPouchDB, opts) {
+  if (startPouchDB && !startPouchDB.defaults) {   // called with the options only
+    opts = startPouchDB;
+    startPouchDB = null;
+  }
+  opts = Object.assign({}, opts);
+  opts.overrideMode = Object.assign({ include: [], exclude: [] }, opts.overrideMode);
+  opts.overrideMode.exclude = opts.overrideMode.exclude.concat(["disk-size"]);
+  return startPouchDB ? makeApp(startPouchDB, opts) : makeApp(opts);
+};
+
+require.cache[routeFile].exports = function (app) {
+  const routes = Object.create(app);
+  ["get", "post"].forEach(function (verb) {
+    routes[verb] = function (route) {
+      const handlers = Array.prototype.slice.call(arguments, 1);
+      return app[verb].apply(app, [route].concat(handlers.map(function (h, i) {
+        return i === handlers.length - 1 ? endFeedsOnHangUp(h) : h;
+      })));
+    };
+  });
+  return addChangesRoute(routes);
+};
+
+const countFile = process.env.DRAWS_REQUEST_COUNT_FILE;
+if (countFile) {
+  let served = 0;
+  let written = -1;
+  const emit = http.Server.prototype.emit;
+  http.Server.prototype.emit = function (event) {
+    if (event === "request") {
+      served += 1;
+    }
+    return emit.apply(this, arguments);
+  };
+  setInterval(function () {
+    if (served !== written) {
+      written = served;
+      fs.writeFileSync(countFile, String(served));
+    }
+  }, 1000).unref();
+}
+
+process.argv.splice(1, 1, path.join(serverDir, "bin", "pouchdb-server"));
+require(path.join(serverDir, "lib", "index.js"));
