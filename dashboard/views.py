@@ -8,6 +8,7 @@ change in the table they read, so N browsers cost one query per change.
 
 import collections
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
@@ -25,6 +26,16 @@ SCAN_CAP = 5000      # unconsumed/failed messages read at most (counts beyond sh
 OUS_FIELDS = ["_id", "entityId", "progID", "state", "substate", "flags", "timestamp"]
 MESSAGE_FIELDS = ["_id", "selector", "creationTimestamp", "consumed", "status", "error",
                   "consumedBy", "handledAt"]
+# A page's queries are independent: asked at once, CouchDB works on one while
+# we read another's answer (enough threads for the overview's and the bus's).
+_QUERIES = ThreadPoolExecutor(16, thread_name_prefix="dashboard-query")
+
+
+def at_once(*calls):
+    """The results of CALLS (functions without arguments), run concurrently."""
+    return [f.result() for f in [_QUERIES.submit(call) for call in calls]]
+
+
 # The overview's tables: (key, table, time field, fields shown).
 TABLES = (
     ("reports", tables.REPORTS, "timestamp", ["_id", "ousUID", "timestamp", "source"]),
@@ -55,16 +66,20 @@ class Views:
 
     # -- the overview page
     def overview(self):
-        by_state = self._cached("status", tables.STATUS, self._ous_by_state)
+        parts = [("status", tables.STATUS, self._ous_by_state),
+                 ("bus", tables.MSGQ, self._messages)]
+        parts += [(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
+                  for key, table, field, fields in TABLES]
+        found = dict(zip([key for key, _, _ in parts],
+                         at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in parts])))
+        by_state, bus = found.pop("status"), found.pop("bus")
         data = {
             "ous_total": sum(len(rows) for rows in by_state.values()),
             "lifecycle": [{"state": s, "count": len(by_state.get(s, ()))} for s in STATES],
             "columns": [{"state": s, "count": len(rows), "ouss": rows[:COLUMN_CAP]}
                         for s, rows in by_state.items()],
+            **found,
         }
-        for key, table, field, fields in TABLES:
-            data[key] = self._cached(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
-        bus = self._cached("bus", tables.MSGQ, self._messages)
         data["unread"] = _capped(bus["unread"], TABLE_CAP)
         data["messages"] = {"total": bus["total"], "unread": bus["unread"]["count"],
                             "failed": bus["failed"]["count"], "claimed": bus["claimed"]}
@@ -99,12 +114,14 @@ class Views:
     # -- the bus panel
     def _messages(self):
         db = self.server.db(tables.MSGQ)
-        unread = db.find({"consumed": False}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1)
-        failed = db.find({"status": "failed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1)
-        claimed = db.find({"status": "claimed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1)
-        recent = db.find({"creationTimestamp": {"$gt": None}}, sort=[{"creationTimestamp": "desc"}],
-                         limit=BUS_CAP, fields=MESSAGE_FIELDS)
-        return {"total": count_docs(db, messages=True), "unread": _listing(unread),
+        unread, failed, claimed, recent, total = at_once(
+            lambda: db.find({"consumed": False}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
+            lambda: db.find({"status": "failed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
+            lambda: db.find({"status": "claimed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
+            lambda: db.find({"creationTimestamp": {"$gt": None}}, sort=[{"creationTimestamp": "desc"}],
+                            limit=BUS_CAP, fields=MESSAGE_FIELDS),
+            lambda: count_docs(db, messages=True))
+        return {"total": total, "unread": _listing(unread),
                 "failed": _listing(failed), "claimed": len(claimed[:SCAN_CAP]),
                 "in_progress": _listing(claimed)["rows"], "recent": recent}
 
