@@ -7,7 +7,7 @@ import threading
 class Recent:
     """The last SIZE documents a process wrote (copies), for Database.update."""
 
-    def __init__(self, size=1000):
+    def __init__(self, size=256):
         self.size = size
         self._docs = {}
         self._lock = threading.Lock()

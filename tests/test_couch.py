@@ -73,3 +73,39 @@ def test_requests_wait_for_the_server_and_log_once(tmp_path, caplog):
     waits = [r.getMessage() for r in caplog.records if "waiting for CouchDB" in r.getMessage()]
     assert waits == [f"waiting for CouchDB at {url} (connection refused)"]
     assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+def test_update_from_a_remembered_copy_needs_no_read_and_never_loses_a_change(server):
+    from draws.recent import Recent
+    db, recent = server.db("msgq"), Recent(size=2)
+    db.put({"_id": "doc", "n": 0, "log": []})
+
+    def bump(doc):
+        doc["n"] += 1
+        doc["log"].append(doc["n"])
+    db.update("doc", bump, recent=recent)
+    assert recent.take("doc")["n"] == 1          # kept after the write ...
+    db.update("doc", bump, recent=recent)        # ... (read again after the take)
+    # Someone else changes it: our copy is stale, CouchDB refuses its revision.
+    other = db.get("doc")
+    other["n"] = 100
+    db.put(other)
+    db.update("doc", bump, recent=recent)
+    assert db.get("doc")["n"] == 101 and db.get("doc")["log"] == [1, 2, 101]
+
+    # A change that refuses (or does nothing) on a stale copy is judged again on the real one.
+    stale = recent.take("doc")
+    recent.keep(dict(stale, n=-5))
+    def only_positive(doc):
+        if doc["n"] < 0:
+            raise ValueError("negative")
+        doc["n"] += 1
+    assert db.update("doc", only_positive, recent=recent)["n"] == 102
+
+
+def test_recent_keeps_only_the_newest_documents():
+    from draws.recent import Recent
+    recent = Recent(size=2)
+    for name in ("a", "b", "c"):
+        recent.keep({"_id": name, "_rev": "1-x"})
+    assert recent.take("a") is None and recent.take("b")["_id"] == "b" and recent.take("c")

@@ -23,6 +23,18 @@ def test_call_gets_the_reply(bus):
         assert rpc.call(bus, "echo", [1, 2], timeout=20) == {"echo": [1, 2]}
     finally:
         executor.stop()
+    # Each request was marked handled, and its reply consumed by us.
+    docs = [r["doc"] for r in bus.db.all_docs(include_docs="true")["rows"]]
+    requests = [d for d in docs if d.get("selector") == "echo"]
+    replies = [d for d in docs if d.get("selector") in {r["msgbackID"] for r in requests}]
+    assert len(requests) == 2 and all(d["status"] == "done" for d in requests)
+    assert len(replies) == 2 and all(d["consumed"] and d["status"] == "done" for d in replies)
+
+
+def test_only_a_request_can_be_answered(bus):
+    from draws.bus import Message
+    with pytest.raises(InvalidRequest, match="no msgbackID"):
+        Message("id", "sel", {}).respond({"no": "one asked"})
 
 
 def test_a_rejected_request_gets_an_error_reply_and_is_marked_failed(bus, server):

@@ -34,3 +34,30 @@ def test_start_is_a_no_op_when_a_server_answers_and_stop_stops_only_ours(tmp_pat
     assert "already answers" in run(env_other, "start").stdout
     assert "no embedded server was started here" in run(env_other, "stop").stdout
     assert Server(couch_url, wait=False).up()
+
+
+def test_the_launcher_counts_requests_and_keeps_the_admins_settings(tmp_path):
+    """draws/pouchdb-server.js: the request counter for `make bench`; config.json merged, not replaced."""
+    from draws import server as embedded
+    from support import wait_for
+    data = tmp_path / "couch"
+    data.mkdir()
+    (data / "config.json").write_text('{"admins": {"someone": "-pbkdf2-x"}, "log": {"level": "info"}}')
+    count = tmp_path / "requests.txt"
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = embedded.spawn(url, data, env=dict(os.environ, DRAWS_REQUEST_COUNT_FILE=str(count)))
+    try:
+        import json
+        settings = json.loads((data / "config.json").read_text())
+        assert "someone" in settings["admins"] and settings["log"]["level"] == "info"
+        assert settings["log"]["file"] == str(data / "log.txt")
+        server = Server(url, wait=False)
+        wait_for(lambda: count.exists(), 10, what="the request count")
+        before = int(count.read_text())
+        for _ in range(7):
+            server.request("GET", "")
+        wait_for(lambda: int(count.read_text()) >= before + 7, 10, what="7 more requests counted")
+        assert "disk_size" not in server.request("GET", "_users")   # not measured (see the launcher)
+    finally:
+        proc.kill()
+        proc.wait()
