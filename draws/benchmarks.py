@@ -678,7 +678,7 @@ def report(r, soak_text):
         "",
         f"After one OUS warmed it up, the site was left alone for {idle_['seconds']:.0f} s: "
         f"**{idle_['requests']} requests** reached CouchDB ({requests_per_s:.2f} per second; counted "
-        "in PouchDB Server's request log). CPU from `/proc/<pid>/stat` (utime + stime) over the same "
+        "by `draws/pouchdb-server.js`). CPU from `/proc/<pid>/stat` (utime + stime) over the same "
         f"time; memory from `/proc/<pid>/status` after the {len(life['wall'])} life-cycle runs.",
         "",
         "| process | idle CPU (% of one core) | VmRSS (MB) | VmHWM, peak (MB) |",
@@ -722,54 +722,52 @@ def report(r, soak_text):
     return "\n".join(lines) + "\n" + (soak_text or soak_section(None))
 
 
-FINDINGS = """## What was optimized, and what stands in the way of the rest
+FINDINGS = """## What was optimized, and how
 
-Profiled and measured while working on issue #7, with 30-OUS life-cycle runs
-of the same site (PouchDB Server's request log for the requests, `/proc` for
-its CPU, `node --prof` for where that CPU goes):
+Profiled with `node --cpu-prof` on PouchDB Server and `/proc` CPU times of
+every process, during 30- and 100-OUS life-cycle runs of this site on a
+quiet machine (load ≤ 1 at the start). Each row is one step, measured
+before going on to the next:
 
-| change | before | after |
-|---|---|---|
-| each receiver's `_changes` feed filtered by CouchDB to its own selectors (design document `draws-bus`), instead of every msgq write waking every process | 16,759 msgq `_changes` requests | 3,367 |
-| an RPC caller long-polls for its reply only while it waits (each open listener costs PouchDB Server 0.8 ms of CPU per msgq write: 3.7 ms per write with none, 15.8 ms with 15) | about 16 msgq listeners during a run | about 7 (the receivers only) |
-| the dashboard follows its tables without documents and at most every 0.5 s; change triggers pause 0.1 s between requests | 12,863 requests; dashboard 3.6 s CPU | 10,203; 0.6 s |
-| `python -m draws purge` walks `_all_docs` instead of a Mango query per batch | over 7 minutes for 100,000 messages (stopped) | about 1 minute |
-| all requests per OUS / PouchDB Server CPU per OUS | 844 / 1.5 s | 329 / 1.2 s |
+| step | requests per OUS | PouchDB Server CPU per OUS | 100 OUSs |
+|---|---|---|---|
+| start: per-receiver filtered long polls, a long poll per RPC call | 330 | 1.2 s | 139 s |
+| one continuous, unfiltered msgq feed per process (receivers and RPC waits share it); continuous feeds for triggers and the dashboard; the Pipeline Driver reads its OUS locally and skips the table check | 181 | 0.69 s | 75 s |
+| a reply written with its request's outcome (one bulk request); AQUA/QA2 and the Data Tracker query only when something may be ready; the Pipeline imports no HTTP stack | 150 | 0.53 s | 64 s |
+| no read before changing a document this process wrote last (its `_rev` guards a stale copy); NGAS written first, checked only on a conflict | 126 | 0.52 s | 60 s |
+| the embedded server no longer measures a database's files at every request | 127 | 0.42 s | 53 s |
 
-**100 OUSs in ≤ 60 s is not met**, and no change to our code alone can meet
-it on this server: PouchDB Server is one Node.js thread and the life cycle
-costs it about 1.2 s of CPU per OUS (37 s for 31 OUSs at load 1.5), so 100
-OUSs need at least 120 s. An OUS is about 330 requests: 86 msgq writes
-(13–14 XTSS calls of five writes each — request, claim, reply, the request
-handled, the reply consumed — and six other messages of three writes), 13
-status writes, about 8 Mango queries and 100 `_changes` requests. Measured
-server CPU per request with one client: PUT 4.5 ms, GET 2 ms, `_find`
-34–38 ms. The V8 profile has no hot spot of ours: 46 % native code outside
-V8 (LevelDB), 25 % handing LevelDB work to libuv's thread pool
-(`pthread_cond_signal`), the rest PouchDB's stream plumbing. Meeting the goal
-takes fewer XTSS calls per OUS (the spec asks one per state change) or a
-multi-threaded CouchDB. The per-state medians above show where OUSs queue
-for the server: ReadyForProcessing (DRA's two calls per OUS) and Processing
-(each Pipeline Driver is a new Python process and asks XTSS for the
-Processing OUSs, which at an ARC is the only authoritative view).
+Why the feeds changed: PouchDB Server re-reads a *filtered* feed's history
+since its last match at every write (its live listener only moves on when a
+document passes the filter), so a receiver waiting for a rare selector made
+each write dearer than the one before; and every long-poll wake-up is a new
+request with a new filter. An unfiltered continuous feed reads each change
+once. Each open feed still costs the server about 0.23 ms per write
+(measured: 3.7 ms of server CPU per msgq write with no feed open, 5.7 ms
+with 7, 6.9 ms with 14), so a process follows msgq once, not once per
+receiver. Two faults of PouchDB Server 4.2.0 are worked around by
+`draws/pouchdb-server.js`, which starts the unchanged server: continuous
+feeds whose client hung up were never ended (each made every later write
+dearer), and building each request's session measured the `_users`
+database's files on disk (an lstat per file; a tenth of a GET).
 
-**Hop and RPC latency** depend mostly on the load, which teammates' test
-runs kept between 2 and 11 while this was measured: the same code gave a hop
-p50 of 46 ms at load 6, 15.5 ms at load 7.8 and 15–24 ms in shorter runs at
-load 2–6; the RPC round trip measured 46–66 ms p50 at load 2–6. A round trip
-is eight server requests in series (msgq's sequence, the request, XTSS's
-claim, the status document read and written, the reply, the request
-handled, the reply consumed) plus two feed wake-ups, at 2–5 ms of server CPU
-each: on this server the 30 ms goal leaves no room for a shared machine.
-Re-measure on a quiet machine before comparing with the goals.
+Tried and dropped: processes without receivers (DRA, Data Tracker,
+Pipeline Drivers) waiting for a reply by long-polling the request document
+alone (`_doc_ids`) instead of following msgq: 148 requests per OUS, 64 s
+for 100 OUSs and an RPC p50 of 38 ms — the extra requests cost what the
+fewer feeds saved.
 
-**The dashboard** serves the warm page (what browsers get: views cached
-until their table changes) in about 3 ms; a page computed from nothing
-queries every table, and each Mango query costs PouchDB Server about 35 ms.
+What is left: an OUS is about 127 requests (70 of them msgq writes: 14
+XTSS calls of four writes — request, claim, outcome with reply, reply
+consumed — and six other messages of three), and the two cores are busy
+with PouchDB Server's single thread plus about 0.3 s of Python CPU per OUS
+in the actors and another 0.3 s starting each OUS's Pipeline Driver and
+Pipeline processes. The per-state medians above show where OUSs wait: in
+Processing, for one of Torque/Maui's four slots.
 
-**The idle site** makes no idle long-poll requests on PouchDB Server (it
-keeps them open with heartbeats); its requests are the receivers' safety
-re-scans (two queries a minute each).
+**The idle site** opens no request while nothing happens: its feeds are
+continuous (a heartbeat line every 10 s); the requests counted are the
+receivers' safety re-scans (two queries a minute each).
 """
 
 

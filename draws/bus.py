@@ -29,7 +29,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .exceptions import Conflict, DrawsError, InvalidRequest, NotFound
+from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
 from .feed import Feed
 from .timestamps import at, parse_timestamp, timestamp
 
@@ -132,6 +132,20 @@ class Bus:
         except Conflict:
             pass  # our own retried write landed: the id is unique to this send
         return [doc["_id"]]
+
+    def send_all(self, messages):
+        """Send each (SELECTOR, BODY) of MESSAGES (single selectors, not groups) in one request.
+
+        They are separate messages, as if sent one by one in this order.
+        Returns their ids.
+        """
+        docs = [self.new_message(check_selector(selector), body) for selector, body in messages]
+        if any(d["selector"].endswith(".*") for d in docs):
+            raise InvalidRequest("send_all sends to single selectors; send() to a group")
+        for doc, result in zip(docs, self.db.bulk(docs)):
+            if result.get("error") not in (None, "conflict"):   # conflict: a retried request landed
+                raise CouchError(f"could not send to {doc['selector']}: {result.get('reason')}")
+        return [d["_id"] for d in docs]
 
     def new_message(self, selector, body, msgback_id=None):
         """The document of a message to SELECTOR (one member, not a group), unwritten."""

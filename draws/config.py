@@ -16,7 +16,6 @@ import os
 import random
 from pathlib import Path
 
-import yaml
 
 from .exceptions import ConfigError
 
@@ -66,6 +65,7 @@ def _load_yaml():
         if path:
             raise ConfigError(f"DRAWS_CONFIG names {path}, which does not exist")
         return {}
+    import yaml   # here: most processes have no file to read (and start faster without it)
     try:
         data = yaml.safe_load(candidate.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -9,6 +9,7 @@ are written under a temporary name and renamed, so the products directory
 appears complete or not at all.
 """
 
+import argparse
 import html
 import io
 import json
@@ -19,7 +20,6 @@ import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
-import click
 
 from . import config, products
 from .timestamps import timestamp as now_timestamp
@@ -108,29 +108,36 @@ def run(settings, workdir, progid, uid, recipe, run_timestamp):
     return workdir / name
 
 
-@click.command()
-@click.option("--workdir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Where to create the products directory.")
-@click.option("--timestamp", "run_timestamp", help="The run's timestamp (default: now).")
-@click.argument("progid")
-@click.argument("ousuid")
-@click.argument("recipe", type=click.Choice(PIPELINE_RECIPES))
+def parse(argv=None):
+    # argparse, not click: one Pipeline process starts per OUS, and click
+    # alone would be a third of its start-up time.
+    parser = argparse.ArgumentParser(prog="python -m draws.pipeline",
+                                     description="The Pipeline (mock): one run of one OUS.")
+    parser.add_argument("--workdir", default=".", help="where to create the products directory (default: .)")
+    parser.add_argument("--timestamp", dest="run_timestamp", help="the run's timestamp (default: now)")
+    parser.add_argument("progid")
+    parser.add_argument("ousuid")
+    parser.add_argument("recipe", choices=PIPELINE_RECIPES)
+    return parser.parse_args(argv)
+
+
 @run_main("pipeline")
-def main(workdir, run_timestamp, progid, ousuid, recipe):
+def main(argv=None):
+    args = parse(argv)
     log = setup_logging("pipeline")
-    check_progid(progid)
-    check_uid(ousuid)
-    run_timestamp = products.check_timestamp(run_timestamp or now_timestamp())
-    Path(workdir).mkdir(parents=True, exist_ok=True)
+    check_progid(args.progid)
+    check_uid(args.ousuid)
+    run_timestamp = products.check_timestamp(args.run_timestamp or now_timestamp())
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
     settings = config.load()
-    log.info("processing %s (%s) with %s", ousuid, progid, recipe)
+    log.info("processing %s (%s) with %s", args.ousuid, args.progid, args.recipe)
     try:
-        made = run(settings, workdir, progid, ousuid, recipe, run_timestamp)
+        made = run(settings, args.workdir, args.progid, args.ousuid, args.recipe, run_timestamp)
     except PipelineFailure as exc:
         log.error("%s", exc)
         sys.exit(FAILED)
     log.info("products in %s", made)
-    click.echo(json.dumps({"timestamp": run_timestamp, "productsDir": made.name}))
+    print(json.dumps({"timestamp": run_timestamp, "productsDir": made.name}), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ when Torque/Maui is killed its drivers and their Pipelines go too, and the
 request redelivered later is never run twice at once.
 """
 
+import argparse
 import base64
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import click
 
 from . import products
 from .timestamps import timestamp
@@ -89,29 +89,32 @@ def drive(ctx, progid, uid, recipe):
     ctx.log.info("products of %s cached as %s", uid, name)
     cache.expand_weblog(weblog)
 
-    ctx.bus.send("cached.JAO", {"fileType": "productsdir", "cachedAt": location, "name": name})
     announced = {"fileType": "weblog", "cachedAt": location, "name": weblog.name}
-    ctx.bus.send("cached.JAO", announced)
+    messages = [("cached.JAO", {"fileType": "productsdir", "cachedAt": location, "name": name}),
+                ("cached.JAO", announced)]
     if location != "JAO":
-        ctx.bus.send(f"cached.{location}", announced)
-    ctx.bus.send("pipeline.report.JAO", {
+        messages.append((f"cached.{location}", announced))
+    messages.append(("pipeline.report.JAO", {
         "ousUID": uid, "timestamp": run_timestamp, "source": location,
-        "report": base64.b64encode(report).decode(), "productsDir": name})
+        "report": base64.b64encode(report).decode(), "productsDir": name}))
+    ctx.bus.send_all(messages)   # one request for the four
     ctx.xtss.set_state(uid, "ReadyForReview")
     ctx.log.info("%s is ReadyForReview", uid)
     return "ReadyForReview"
 
 
-@click.command()
-@click.argument("progid")
-@click.argument("ousuid")
-@click.argument("recipe")
 @run_main("pipeline-driver")
-def main(progid, ousuid, recipe):
-    check_request(progid, ousuid, recipe)
+def main(argv=None):
+    # argparse, not click: one driver process starts per OUS (see draws.pipeline).
+    parser = argparse.ArgumentParser(prog="python -m draws.pipeline_driver",
+                                     description="Run the Pipeline on one OUS and hand its results on.")
+    for name in ("progid", "ousuid", "recipe"):
+        parser.add_argument(name)
+    args = parser.parse_args(argv)
+    check_request(args.progid, args.ousuid, args.recipe)
     # Torque/Maui, which started us, has made sure the tables exist.
     ctx = Context.start("pipeline-driver", require=("location", "local_cache"), ensure_tables=False)
-    drive(ctx, progid, ousuid, recipe)
+    drive(ctx, args.progid, args.ousuid, args.recipe)
 
 
 if __name__ == "__main__":

@@ -180,3 +180,16 @@ def test_purge_removes_only_old_handled_messages(bus, server, actors):
     assert left == {"failed", "claimed", None, "done"}   # the recent done one stays
     assert len(msgq_docs(server)) == 4
     assert actors.run("draws", "purge", "--older-than", "soon").returncode != 0
+
+
+def test_send_all_writes_separate_messages_in_one_request(bus, server):
+    ids = bus.send_all([("a.one", {"n": 1}), ("a.two", {"n": 2}), ("a.one", {"n": 3})])
+    docs = [server.db("msgq").get(i) for i in ids]
+    assert [(d["selector"], d["body"]["n"], d["consumed"]) for d in docs] == \
+        [("a.one", 1, False), ("a.two", 2, False), ("a.one", 3, False)]
+    stamps = [d["creationTimestamp"] for d in docs]
+    assert stamps == sorted(stamps)
+    with pytest.raises(InvalidRequest):
+        bus.send_all([("a.*", {})])
+    with pytest.raises(InvalidRequest):
+        bus.send_all([("bad selector!", {})])

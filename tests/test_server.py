@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 from draws.couch import Server
 from support import ROOT, free_port
@@ -61,3 +62,39 @@ def test_the_launcher_counts_requests_and_keeps_the_admins_settings(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_continuous_feed_ends_when_its_client_hangs_up(tmp_path):
+    """PouchDB Server 4.2.0 keeps serving a hung-up continuous feed; draws/pouchdb-server.js ends it.
+
+    Seen from outside: each live feed is a listener on the database's change
+    events, and Node warns once a database has more than ten.
+    """
+    from draws import server as embedded
+
+    def hung_up_feeds_left(launcher):
+        url = f"http://127.0.0.1:{free_port()}"
+        data = tmp_path / launcher.name
+        data.mkdir()
+        out = data / "out.txt"
+        cmd = embedded.command(int(url.rsplit(":", 1)[1]), data_dir=data, in_memory=True)
+        cmd[2] = str(launcher)
+        proc = subprocess.Popen(cmd, cwd=data, stdout=out.open("w"), stderr=subprocess.STDOUT)
+        try:
+            assert embedded.wait_until_up(url, proc=proc)
+            server = Server(url, wait=False)
+            server.request("PUT", "feeds")
+            server.request("PUT", "feeds/one", body={})
+            for _ in range(15):
+                feed = server.db("feeds").follow(0)
+                next(feed)      # connected: it sent the first change
+                feed.close()    # and hang up
+            server.request("PUT", "feeds/two", body={})
+            time.sleep(1)
+        finally:
+            proc.kill()
+            proc.wait()
+        return "MaxListenersExceededWarning" in out.read_text()
+
+    assert hung_up_feeds_left(embedded.BINARY)        # the bug, as shipped
+    assert not hung_up_feeds_left(embedded.LAUNCHER)  # fixed

@@ -10,6 +10,7 @@ puts it back in ReadyForReview.
 
 import base64
 import binascii
+import threading
 
 from .. import tables
 from ..archive import Reports
@@ -150,22 +151,35 @@ class Qa2:
         # Reviews are left half done only by a reviewer that stopped: look for
         # them at start and after a run that failed, not at every change.
         left_over = [True]
+        # OUSs ReadyForReview whose report has not been stored yet: only their
+        # reports' arrival is worth a look (a report usually comes first).
+        awaiting = set()
+        running = threading.Event()
 
         def work():
-            if left_over:
-                finish_left_reviews()
-                left_over.clear()
+            running.set()
             try:
+                if left_over:
+                    finish_left_reviews()
+                    left_over.clear()
                 for ous in self.ready():
                     report = self.current_report(ous)
-                    if report is not None:   # else its report's arrival wakes us again
-                        self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
-                        self.decide(ous, report, answer)
+                    if report is None:   # its report's arrival wakes us again
+                        awaiting.add(ous["entityId"])
+                        continue
+                    awaiting.discard(ous["entityId"])
+                    self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
+                    self.decide(ous, report, answer)
             except Exception:
                 left_over.append(True)
                 raise
+            finally:
+                running.clear()
+
+        def awaited(report):
+            return running.is_set() or report.get("ousUID") in awaiting
 
         (Trigger()
          .watch(self.ctx.server.db(tables.STATUS), lambda doc: doc.get("state") == STATE)
-         .watch(self.ctx.server.db(tables.REPORTS))
+         .watch(self.ctx.server.db(tables.REPORTS), awaited)
          .run(work))

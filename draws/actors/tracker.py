@@ -44,7 +44,9 @@ class Tracker:
             self._checking = False
 
     def waits_for_products(self, doc):
-        """Does a change of NGAS or the metadata matter now? Only while an OUS waits for them."""
+        """Does a change of NGAS, the metadata or a delivery matter now? Only while an
+        OUS waits for them: the ingestor writes them all before ProductsIngested,
+        which wakes us anyway (at an ARC they may come later, by replication)."""
         return bool(self._told) or self._checking
 
     def check(self, ous):
@@ -94,7 +96,7 @@ class Tracker:
         db = self.ctx.server.db
         (Trigger()
          .watch(db(tables.STATUS), is_ingested)
-         .watch(db(tables.DELIVERY), lambda doc: doc.get("complete"))
+         .watch(db(tables.DELIVERY), lambda doc: doc.get("complete") and self.waits_for_products(doc))
          .watch(db(tables.NGAS), self.waits_for_products)
          .watch(db(tables.METADATA), self.waits_for_products)
          .run(self.check_all))
