@@ -7,6 +7,9 @@ export DRAWS_COUCHDB_URL ?= http://127.0.0.1:5984
 .PHONY: install server stop test demo bench clean
 
 install: $(VENV)/.installed node_modules/.installed
+	@# Compiled now, so that a Python started per OUS (Pipeline Driver, Pipeline) does not
+	@# compile our modules again each time (it cannot save them where PYTHONDONTWRITEBYTECODE is set).
+	@$(BIN)/python -m compileall -q draws dashboard
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
