@@ -412,7 +412,9 @@ def dashboard_render(bench, repeats=10):
 
 def purge_effect(bench):
     """Run `python -m draws purge` on the backlog; msgq before and after."""
-    db = bench.server.db(tables.MSGQ)
+    # Patient: the first query after 100,000 writes brings msgq's indexes up to
+    # date, which takes PouchDB Server longer than the usual 30 s timeout.
+    db = Server(bench.url, timeout=600).db(tables.MSGQ)
 
     def scan_ms():   # what a receiver's safety re-scan costs
         t0 = time.perf_counter()
