@@ -57,6 +57,23 @@ def rsync(source, dest):
         raise TransferError(f"rsync {source} failed (exit {proc.returncode}): {reason}")
 
 
+def _merge(source, target):
+    """Move into the directory TARGET what the directory SOURCE has and it lacks."""
+    for entry in source.iterdir():
+        dest = target / entry.name
+        if dest.is_dir() and not dest.is_symlink():
+            if entry.is_dir() and not entry.is_symlink():
+                _merge(entry, dest)
+            continue
+        if os.path.lexists(dest):
+            continue   # the same file, there already
+        try:
+            os.rename(entry, dest)
+        except OSError:   # a directory of that name appeared meanwhile (a merge beside us)
+            if dest.is_dir() and entry.is_dir() and not entry.is_symlink():
+                _merge(entry, dest)
+
+
 def _remove(path):
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -79,23 +96,26 @@ class Cache:
         return folder / f".{name}.part-{uuid.uuid4().hex[:8]}"
 
     def _publish(self, temp, target):
-        """Rename the finished TEMP to TARGET; a directory already there is kept."""
+        """Rename the finished TEMP to TARGET, atomically.
+
+        A products directory already there belongs to another OUS of the same
+        program run at the same millisecond (the name is progID_timestamp):
+        what TEMP adds to it (this OUS's subtree) is moved in, each file whole.
+        """
         try:
             os.replace(temp, target)   # atomic for files; for directories only if TARGET is absent
         except OSError:
             if not target.is_dir():
                 _remove(temp)
                 raise
-            _remove(temp)   # a products directory is immutable: the one there is complete
-            log.info("%s was already in the cache", target.name)
+            _merge(temp, target)
+            _remove(temp)
         return target
 
     def add(self, source, name=None):
         """Copy the file or directory SOURCE into the cache as NAME."""
         source = Path(source)
         target = self.path(name or source.name)
-        if target.is_dir():
-            return target
         temp = self._temp(self.root, target.name)
         try:
             if source.is_dir():
@@ -110,8 +130,6 @@ class Cache:
     def pull(self, location, name, is_dir):
         """Fetch NAME from the cache at LOCATION (a path or user@host:path) with rsync."""
         target = self.path(name)
-        if is_dir and target.is_dir():
-            return target
         if not is_remote(location):
             location = str(Path(location).resolve())
         source = f"{location.rstrip('/')}/{name}" + ("/" if is_dir else "")

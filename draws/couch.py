@@ -258,13 +258,6 @@ class Database:
     def get_attachment(self, doc_id, name):
         return self._req("GET", f"{doc_path(doc_id)}/{quote(name, safe='')}", raw=True).content
 
-    def changes(self, since, include_docs=True, limit=None, **extra):
-        """One plain _changes request (EXTRA: further query parameters)."""
-        params = {"since": since, "include_docs": "true" if include_docs else "false", **extra}
-        if limit:
-            params["limit"] = limit
-        return self._req("GET", "_changes", params=params)
-
     def last_seq(self):
         """The update sequence of the newest change (opaque on CouchDB, a number on PouchDB).
 

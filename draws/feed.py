@@ -47,7 +47,6 @@ class Feed:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=name or f"feed-{db.name}")
-        self.started = threading.Event()
 
     def subscribe(self, callback):
         with self._lock:
@@ -80,7 +79,6 @@ class Feed:
                 log.exception("health callback of the %s feed failed", self.db.name)
 
     def _run(self):
-        self.started.set()
         failures = 0
         while not self._stop.is_set():
             try:

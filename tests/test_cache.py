@@ -183,3 +183,23 @@ def test_replicator_pulls_expands_archives_and_refuses_bad_names(env, server, ac
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/weblogs/{STEM}/index.html", timeout=10) as r:
         assert UID in r.read().decode()
+
+
+def test_two_ouss_run_at_the_same_millisecond_share_one_products_directory(env, tmp_path):
+    """The name is progID_timestamp: the second OUS's subtree joins the first's, here and
+    at the site that pulls it (found by the 500-OUS soak: the second was dropped)."""
+    settings = config.load(env)
+    other = "uid://X1/X1/Xb1"
+    runs = [pipeline.run(settings, tmp_path / f"work-{n}", PROGID, uid, "PipelineImaging", TS)
+            for n, uid in enumerate((UID, other))]
+    assert runs[0].name == runs[1].name == PRODUCTS_DIR
+    arc, jao = Cache(tmp_path / "arc"), Cache(tmp_path / "jao")
+    for n, run in enumerate(runs):
+        arc.add(run)
+        jao.pull(str(arc.root), PRODUCTS_DIR, is_dir=True)   # as each announcement arrives
+        here = {p.relative_to(arc.root) for p in arc.root.rglob("*") if p.is_file()}
+        there = {p.relative_to(jao.root) for p in jao.root.rglob("*") if p.is_file()}
+        assert len(here) == 7 * (n + 1) and there == here   # report, 5 products, weblog per OUS
+    for uid in ("uid___X1_X1_Xb0", "uid___X1_X1_Xb1"):
+        assert len(list((jao.path(PRODUCTS_DIR) / "SOUS" / "GOUS" / uid / "products").iterdir())) == 7
+    assert not [p for p in jao.root.iterdir() if p.name.startswith(".")]   # no temporary left
