@@ -215,21 +215,20 @@ class Bus:
         nothing happens (the executor may be down, or a replication link).
         """
         deadline = time.monotonic() + timeout
+        doc = None
         try:
             while not waiter.arrived.wait(max(0.0, min(patience, deadline - time.monotonic()))):
-                if time.monotonic() >= deadline:
+                # The feed may be cut off (CouchDB restarting): look directly now and then.
+                doc = self._unread(waiter.selector)
+                if doc is not None or time.monotonic() >= deadline:
                     break
                 log.warning("still waiting for a reply on %s (%.0f s so far)", waiter.what,
                             timeout - (deadline - time.monotonic()))
         finally:
             self._waiters.pop(waiter.selector, None)
-        doc = waiter.doc
+        doc = waiter.doc or doc
         if doc is None:
-            # Our feed may have been cut off just then; ask once directly.
-            docs = self.db.find({"selector": waiter.selector, "consumed": False}, limit=1)
-            if not docs:
-                return None
-            doc = docs[0]
+            return None
         doc.update(consumed=True, status="done", consumedBy=self.identity,
                    consumedAt=timestamp(), handledAt=timestamp())
         try:
@@ -237,6 +236,13 @@ class Bus:
         except Conflict:
             pass  # only we listen on a reply selector; a retried write already landed
         return Message.from_doc(doc)
+
+    def _unread(self, selector):
+        try:
+            docs = self.db.find({"selector": selector, "consumed": False}, limit=1)
+        except CouchError:
+            return None
+        return docs[0] if docs else None
 
     def withdraw(self, message_id, reason):
         """Take back a message nobody has taken yet (True), e.g. an RPC request we gave up on."""

@@ -97,11 +97,13 @@ class Feed:
                 if not connected:   # ended before a word: do not hammer the server
                     self._stop.wait(1.0)
                 # Otherwise the server ended the feed (CouchDB may): follow it again.
-            except (CouchError, requests.RequestException, ValueError) as exc:
+            except Exception as exc:   # whatever breaks it, a feed must go on (receivers hang on it)
                 if self._stop.is_set():
                     break
                 failures += 1
-                if failures == 1:
+                if not isinstance(exc, (CouchError, requests.RequestException, ValueError)):
+                    log.exception("changes feed of %s failed; retrying", self.db.name)
+                elif failures == 1:
                     log.warning("changes feed of %s interrupted (%s); retrying", self.db.name, exc)
                 self._health(exc)
                 # Our own backoff (not the client's), so that stop() is honoured.

@@ -193,3 +193,13 @@ def test_send_all_writes_separate_messages_in_one_request(bus, server):
         bus.send_all([("a.*", {})])
     with pytest.raises(InvalidRequest):
         bus.send_all([("bad selector!", {})])
+
+
+def test_a_reply_is_found_even_when_the_feed_has_stopped(bus, server):
+    """take() looks directly now and then, so a cut-off feed delays a reply, never loses it."""
+    waiter = bus.expect("reply.sel")
+    bus.feed().stop()          # as if cut off for good
+    Bus(server, actor="other").send("reply.sel", {"answer": 42})
+    got = bus.take(waiter, timeout=20, patience=0.5)
+    assert got is not None and got.body == {"answer": 42}
+    assert server.db("msgq").get(got.id)["consumed"] is True
