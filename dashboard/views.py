@@ -118,8 +118,7 @@ class Views:
             lambda: db.find({"consumed": False}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
             lambda: db.find({"status": "failed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
             lambda: db.find({"status": "claimed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
-            lambda: db.find({"creationTimestamp": {"$gt": None}}, sort=[{"creationTimestamp": "desc"}],
-                            limit=BUS_CAP, fields=MESSAGE_FIELDS),
+            lambda: newest_messages(db, BUS_CAP),
             lambda: count_docs(db, messages=True))
         return {"total": total, "unread": _listing(unread),
                 "failed": _listing(failed), "claimed": len(claimed[:SCAN_CAP]),
@@ -197,6 +196,17 @@ def _listing(messages):
 
 def _capped(listing, cap):
     return dict(listing, rows=listing["rows"][:cap])
+
+
+def newest_messages(db, limit):
+    """The LIMIT newest messages (MESSAGE_FIELDS only), newest first.
+
+    Read from _all_docs backwards: message ids start with their creation
+    time, and every other msgq document sorts after ":" (see count_docs).
+    A third of the time of a Mango query sorted by time.
+    """
+    rows = db.all_docs(startkey=":", descending="true", limit=limit, include_docs="true")["rows"]
+    return [{f: r["doc"][f] for f in MESSAGE_FIELDS if f in r["doc"]} for r in rows if r.get("doc")]
 
 
 def count_docs(db, messages=False):
