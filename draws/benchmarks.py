@@ -776,10 +776,11 @@ PouchDB Server about 80 µs per document returned, whatever the query's
 form (measured on the 1,000 OUSs: `_find` 83 ms, `_all_docs` 80 ms, a
 JavaScript view 82 ms; a `_count` view grouped by state 98 ms), and it
 reads 1,000 OUSs, 250 unread and 99 failed messages and the newest of each
-table: about 200 ms of single-threaded server work, which the page now asks
-for concurrently. The live dashboard serves the warm page (views cached
-until their table's feed reports a change) in about 5 ms; a change to one
-table recomputes that table's part only.
+table. The page now asks for them all at once, and reads the newest
+messages backwards from `_all_docs` (a third of the time of a Mango query
+sorted by time): 240 → 157 ms. The live dashboard serves the warm page
+(views cached until their table's feed reports a change) in about 3 ms; a
+change to one table recomputes that table's part only.
 
 **The idle site** opens no request while nothing happens: its feeds are
 continuous (a heartbeat line every 10 s); the requests counted are the
