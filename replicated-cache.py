@@ -4,7 +4,9 @@
 Listens on cached.<DRAWS_LOCATION>: a file cached at another site is pulled
 with rsync from that site's cache (a path or user@host:path); weblogs are
 expanded into weblogs/; at JAO the weblog zip is archived in NGAS. The cache
-folder is served over HTTP, with directory listings.
+is served over HTTP for people: the list of weblogs at /weblogs/, each
+weblog, and the products directories; sandboxed, so no page in it runs a
+script.
 
 \b
 Example, JAO on the same host as the EU ARC:

@@ -5,6 +5,7 @@ import logging
 import stat
 import urllib.request
 import zipfile
+from urllib.parse import quote
 
 import pytest
 
@@ -134,6 +135,49 @@ def test_http_serves_the_cache_and_nothing_else(tmp_path):
             status, body = get(port, escape)
             assert status == 404 and "secret" not in body, escape
     finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_http_shows_what_a_person_needs_sandboxed_and_never_sniffed(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    cache.expand_weblog(make_zip(tmp_path / f"{STEM}.zip", {
+        f"{STEM}/index.html": "<h1>weblog</h1>", f"{STEM}/stage1/plot.svg": "<svg/>"}))
+    products = cache.root / PRODUCTS_DIR
+    (products / "SOUS").mkdir(parents=True)
+    (products / "a<script>.txt").write_text("x")
+    (cache.root / "page.html").write_text("<script>alert(1)</script>")   # as a cached.JAO message may put
+    (cache.root / f".{PRODUCTS_DIR}.part-1234").mkdir()                     # half-written
+    (cache.weblogs / f".{STEM}.part-1234").mkdir()
+    httpd = serve(cache.root, port=0)
+    conn = http.client.HTTPConnection("127.0.0.1", httpd.server_port, timeout=10)
+
+    def fetch(path):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read().decode(errors="replace")
+        assert resp.getheader("Content-Security-Policy") == "sandbox", path
+        assert resp.getheader("X-Content-Type-Options") == "nosniff", path
+        return resp.status, resp, body
+    try:
+        status, resp, _ = fetch("/")                        # the top is not listed: weblogs/ is
+        assert status == 302 and resp.getheader("Location") == "/weblogs/"
+        status, _, listing = fetch("/weblogs/")
+        assert status == 200 and f'href="{quote(STEM)}/"' in listing and ".part" not in listing
+        status, resp, page = fetch(f"/weblogs/{STEM}/index.html")
+        assert status == 200 and page == "<h1>weblog</h1>" and resp.getheader("Content-Type") == "text/html"
+        assert fetch(f"/weblogs/{STEM}/")[2] == "<h1>weblog</h1>"
+        assert fetch(f"/weblogs/{STEM}/stage1/plot.svg")[0] == 200
+        assert fetch(f"/weblogs/{STEM}/stage1/")[0] == 404  # no listing inside a weblog
+        status, _, listing = fetch(f"/{PRODUCTS_DIR}/")      # the dashboard links it
+        assert status == 200 and 'href="SOUS/"' in listing and "a&lt;script&gt;.txt" in listing
+        assert "<script>" not in listing
+        assert fetch("/page.html")[0] == 200                # shown, sandboxed: its script never runs
+        for hidden in (f"/.{PRODUCTS_DIR}.part-1234/", f"/weblogs/.{STEM}.part-1234/"):
+            assert fetch(hidden)[0] == 404, hidden
+        assert fetch("/no-such-file")[0] == 404
+    finally:
+        conn.close()
         httpd.shutdown()
         httpd.server_close()
 
