@@ -70,7 +70,7 @@ def authenticated(url, settings):
     env_url, env_auth = split_credentials(settings.couchdb_url)
     auth = env_auth if env_auth and _server_key(env_url) == _server_key(url) else \
         _from_file(settings.credentials_file, urlsplit(url).hostname)
-    if not auth:
+    if not auth or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
     return f"{scheme}://{quote(auth[0], safe='')}:{quote(auth[1], safe='')}@{rest}"
