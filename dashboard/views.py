@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from draws import products, tables
 from draws.archive import Delivery, Metadata, Ngas, Reports
+from draws.ids import doc_id
 from draws.timestamps import parse_timestamp
 from draws.ous import EXECUTIVE_FLAG, STATES
 
@@ -158,12 +159,14 @@ class Views:
 
     def _products(self, uid, report, delivery):
         """The OUS's products (expected from its latest run, recorded, delivered) and their NGAS copy."""
-        recorded = {d["_id"] for d in Metadata(self.server).for_ous(uid)}
         delivered = set((delivery or {}).get("dataProducts") or ())
         expected = set()
         if report and isinstance(report.get("timestamp"), str):
             expected = set(products.product_names(uid, report["timestamp"]))
             expected.add(products.weblog_name(uid, report["timestamp"]))
+        # A record's id is its file's name with "_" for ":" (spec §2): show the name.
+        names = {doc_id(name): name for name in expected | delivered}
+        recorded = {names.get(doc_id(d["_id"]), d["_id"]) for d in Metadata(self.server).for_ous(uid)}
         ngas = Ngas(self.server)
         rows = []
         for name in sorted(expected | recorded | delivered):

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .bus import is_message, pattern_regex
+from .ids import doc_id
 from .exceptions import Conflict, DrawsError, InvalidRequest, NotFound
 from .timestamps import at, parse_timestamp, timestamp
 
@@ -173,7 +174,8 @@ class Receiver:
                 self._leased[mid] = expiry
 
     def _dispatch(self):
-        for mid in sorted(self._candidates):   # ids start with the creation time
+        # Ids start with the creation time (":" or "_" in it, by the version that wrote it).
+        for mid in sorted(self._candidates, key=doc_id):
             if len(self._busy) >= self.concurrency or self._stop.is_set():
                 return
             doc = self._candidates.pop(mid)

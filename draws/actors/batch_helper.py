@@ -6,7 +6,7 @@ choices repeatable.
 """
 
 from .. import tables
-from ..ous import RECIPES
+from ..ous import RECIPES, StatusTable
 from ..watch import Trigger
 
 STATE = "ReadyForProcessing"
@@ -16,9 +16,12 @@ class BatchHelper:
     def __init__(self, ctx):
         self.ctx = ctx
         self.rng = ctx.settings.rng("aqua-batch-helper")
+        self.status = StatusTable(ctx.server)
 
     def give_recipes(self):
-        for ous in self.ctx.xtss.find(STATE, "^$"):   # a null substate counts as ""
+        # Read from the table, as the original's helper does: the original's XTSS
+        # matches substates with a Mango $regex, which never finds a null one (spec §9).
+        for ous in self.status.find(STATE, "^$"):   # null or ""
             recipe = self.rng.choice(RECIPES)
             self.ctx.xtss.set_substate(ous["entityId"], recipe)
             self.ctx.log.info("%s (%s): recipe %s", ous["entityId"], ous.get("progID"), recipe)

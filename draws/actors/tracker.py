@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import tables
 from ..archive import Delivery, Metadata, Ngas, checksum
-from ..exceptions import NotFound
+from ..exceptions import InvalidRequest, NotFound
 from ..ous import StatusTable
 from ..products import products_dir, products_path
 from ..watch import Trigger
@@ -21,7 +21,8 @@ STATE, SUBSTATE = "DeliveryInProgress", "ProductsIngested"
 
 
 def is_ingested(ous):
-    return ous.get("state") == STATE and ous.get("substate") == SUBSTATE
+    """Ingested, or left with an empty substate by a delivery we did not finish (below)."""
+    return ous.get("state") == STATE and ous.get("substate") in (SUBSTATE, "", None)
 
 
 class Tracker:
@@ -38,7 +39,7 @@ class Tracker:
     def check_all(self):
         self._checking = True
         try:
-            for ous in self.status.find(STATE, f"^{SUBSTATE}$"):
+            for ous in self.status.find(STATE, f"^({SUBSTATE})?$"):   # see is_ingested
                 self.check(ous)
         finally:
             self._checking = False
@@ -57,7 +58,10 @@ class Tracker:
         problems = [p for p in map(self._problem, delivery["dataProducts"]) if p]
         if problems:
             return self._waits(uid, "; ".join(problems))
-        self.ctx.xtss.clear_exec(uid)   # first: whoever sees Delivered sees the final state
+        # Flag and substate first: whoever sees Delivered sees the final state. The
+        # substate is emptied here, as the original's tracker does: its XTSS does not (spec §9).
+        self.ctx.xtss.clear_exec(uid)
+        self.ctx.xtss.set_substate(uid, "")
         self.ctx.xtss.set_state(uid, "Delivered")
         self._told.pop(uid, None)
         self.ctx.log.info("%s Delivered: its %d products are here", uid, len(delivery["dataProducts"]))
@@ -72,13 +76,15 @@ class Tracker:
             content = local.read_bytes() if local else self.ngas.content(name)
         except NotFound:
             return f"{name}: its bytes are not in NGAS yet"
-        if checksum(content) != doc.get("checksum"):
+        except InvalidRequest as exc:
+            return str(exc)
+        if checksum(content) != self.ngas.checksum_of(doc):
             return f"{name}: NGAS checksum differs from {'the cached file' if local else 'its bytes'}"
         return None
 
     def _local_file(self, name):
         """The product's file in this site's cache, if its metadata says where and it is there."""
-        meta = self.metadata.db.get_or_none(name)
+        meta = self.metadata.get(name)
         if self.cache is None or not meta:
             return None
         path = (self.cache / products_dir(meta["progID"], meta["timestamp"])
