@@ -145,7 +145,7 @@ def check_report(body, site_of_cache=lambda path: None):
     if source not in LOCATIONS:
         site = site_of_cache(source) if isinstance(source, str) and source else None
         if site is None:
-            raise InvalidRequest(f"source {show(source)} is neither a location (one of "
+            raise InvalidRequest(f"source {show(source)} is not a location (one of "
                                  f"{', '.join(LOCATIONS)}) nor the cache of one (DRAWS_<LOCATION>_CACHE)")
         body = dict(body, source=site)
     try:

@@ -197,7 +197,7 @@ def test_the_original_pipeline_driver_report_is_reviewed_and_delivered(server, a
     bad = bus.send("pipeline.report.JAO", dict(body, source="/somewhere/else/cache"))
     msgq = server.db(tables.MSGQ)
     wait_for(lambda: msgq.get(bad).get("status") == "failed", 60, what="the bad report refused")
-    assert "'/somewhere/else/cache' is neither a location" in msgq.get(bad)["error"]
+    assert "'/somewhere/else/cache' is not a location" in msgq.get(bad)["error"]
 
     weblog = products.weblog_name(uid, run)
     for selector, file_type, name in (("cached.JAO", "productsdir", made.name), ("cached.JAO", "weblog", weblog),
