@@ -26,14 +26,7 @@ SCAN_CAP = 5000      # unconsumed/failed messages read at most (counts beyond sh
 OUS_FIELDS = ["_id", "entityId", "progID", "state", "substate", "flags", "timestamp"]
 MESSAGE_FIELDS = ["_id", "selector", "creationTimestamp", "consumed", "status", "error",
                   "consumedBy", "handledAt"]
-# A page's queries are independent: asked at once, CouchDB works on one while
-# we read another's answer (enough threads for the overview's and the bus's).
-_QUERIES = ThreadPoolExecutor(16, thread_name_prefix="dashboard-query")
-
-
-def at_once(*calls):
-    """The results of CALLS (functions without arguments), run concurrently."""
-    return [f.result() for f in [_QUERIES.submit(call) for call in calls]]
+QUERY_THREADS = 16   # enough for the overview's and the bus page's queries at once
 
 
 # The overview's tables: (key, table, time field, fields shown).
@@ -47,14 +40,24 @@ TABLES = (
 
 
 class Views:
-    def __init__(self, server, hub=None):
+    def __init__(self, server, hub):
         self.server = server
         self.hub = hub
         self._cache = {}   # key -> (table version, value)
+        # A page's queries are independent: asked at once, CouchDB works on
+        # one while we read another's answer.
+        self._queries = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="dashboard-query")
+
+    def init_app(self, app):
+        app.extensions["draws-views"] = self
+
+    def at_once(self, *calls):
+        """The results of CALLS (functions without arguments), run concurrently."""
+        return [f.result() for f in [self._queries.submit(call) for call in calls]]
 
     def _cached(self, key, table, compute):
         """COMPUTE(), reused until TABLE changes (only while its feed tells us)."""
-        if self.hub is None or not self.hub.follows(table):
+        if not self.hub.follows(table):
             return compute()
         version = self.hub.versions[table]
         hit = self._cache.get(key)
@@ -71,7 +74,7 @@ class Views:
         parts += [(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
                   for key, table, field, fields in TABLES]
         found = dict(zip([key for key, _, _ in parts],
-                         at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in parts])))
+                         self.at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in parts])))
         by_state, bus = found.pop("status"), found.pop("bus")
         data = {
             "ous_total": sum(len(rows) for rows in by_state.values()),
@@ -114,7 +117,7 @@ class Views:
     # -- the bus panel
     def _messages(self):
         db = self.server.db(tables.MSGQ)
-        unread, failed, claimed, recent, total = at_once(
+        unread, failed, claimed, recent, total = self.at_once(
             lambda: db.find({"consumed": False}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
             lambda: db.find({"status": "failed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
             lambda: db.find({"status": "claimed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),

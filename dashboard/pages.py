@@ -1,0 +1,45 @@
+"""The dashboard's pages: the overview, one state, one OUS and the message bus."""
+
+from flask import Blueprint, abort, render_template
+
+from draws import tables
+from draws.ous import STATES
+
+from .reading import cache_base, check_state, hub, page_number, read, views
+
+bp = Blueprint("pages", __name__)
+
+# The tables each page shows: a change in one of them makes the page re-read.
+OUS_TABLES = (tables.STATUS, tables.REPORTS, tables.DELIVERY, tables.NGAS, tables.METADATA)
+
+
+def page(template, view, watched, title, **context):
+    data, error = read(view)
+    if error:
+        return render_template("down.html", error=error, title=title, watched=" ".join(watched),
+                               health=hub().health()), 503
+    if data is None:
+        abort(404)
+    return render_template(template, data=data, title=title, watched=" ".join(watched),
+                           health=hub().health(), **context)
+
+
+@bp.get("/")
+def overview():
+    return page("overview.html", views().overview, tables.ALL, "Overview", states=STATES)
+
+
+@bp.get("/state/<state>")
+def state(state):
+    check_state(state)
+    return page("state.html", lambda: views().state(state, page_number()), [tables.STATUS], state)
+
+
+@bp.get("/ous/<doc_id>")
+def ous(doc_id):
+    return page("ous.html", lambda: views().ous(doc_id, cache_base()), OUS_TABLES, doc_id)
+
+
+@bp.get("/bus")
+def bus():
+    return page("bus.html", views().bus, [tables.MSGQ], "Message bus")
