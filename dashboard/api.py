@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify
 
-from .reading import cache_base, check_state, hub, page_number, read, views
+from .reading import cache_base, check_state, hub, ous_doc_id, page_number, read, views
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -38,8 +38,9 @@ def state(state):
     return answer(lambda: views().state(state, page_number()))
 
 
-@bp.get("/ous/<doc_id>")
-def ous(doc_id):
+@bp.get("/ous/<path:ref>", merge_slashes=False)   # uid://X1/X1/Xb3 as well as uid___X1_X1_Xb3
+def ous(ref):
+    doc_id = ous_doc_id(ref)
     return answer(lambda: views().ous(doc_id, cache_base()))
 
 

@@ -5,7 +5,7 @@ from flask import Blueprint, abort, render_template
 from draws import tables
 from draws.ous import STATES
 
-from .reading import cache_base, check_state, hub, page_number, read, views
+from .reading import cache_base, check_state, hub, ous_doc_id, page_number, read, views
 
 bp = Blueprint("pages", __name__)
 
@@ -35,8 +35,9 @@ def state(state):
     return page("state.html", lambda: views().state(state, page_number()), [tables.STATUS], state)
 
 
-@bp.get("/ous/<doc_id>")
-def ous(doc_id):
+@bp.get("/ous/<path:ref>", merge_slashes=False)   # uid://X1/X1/Xb3 as well as uid___X1_X1_Xb3
+def ous(ref):
+    doc_id = ous_doc_id(ref)
     return page("ous.html", lambda: views().ous(doc_id, cache_base()), OUS_TABLES, doc_id)
 
 

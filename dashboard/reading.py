@@ -9,7 +9,7 @@ import logging
 from flask import abort, current_app, request
 
 from draws.exceptions import CouchError, Unavailable
-from draws.ous import STATES
+from draws.ous import STATES, encode_uid
 
 log = logging.getLogger("draws.dashboard")
 
@@ -54,3 +54,14 @@ def cache_base():
     url = current_app.config["CACHE_URL"] or \
         f"{request.scheme}://{request.host.rsplit(':', 1)[0]}:{current_app.config['CACHE_PORT']}"
     return url.rstrip("/")
+
+
+def ous_doc_id(ref):
+    """The status document id of an OUS named by REF: its id, or its UID as people write it.
+
+    uid://X1/X1/Xb3 may arrive as uid:/X1/X1/Xb3 when something on the way
+    merged the slashes.
+    """
+    if ref.startswith("uid:"):
+        return encode_uid("uid://" + ref[len("uid:"):].lstrip("/"))
+    return ref

@@ -8,6 +8,7 @@ change in the table they read, so N browsers cost one query per change.
 
 import collections
 import datetime
+import re
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
@@ -25,7 +26,8 @@ SCAN_CAP = 5000      # unconsumed/failed messages read at most (counts beyond sh
 
 OUS_FIELDS = ["_id", "entityId", "progID", "state", "substate", "flags", "timestamp"]
 MESSAGE_FIELDS = ["_id", "selector", "creationTimestamp", "consumed", "status", "error",
-                  "consumedBy", "handledAt"]
+                  "consumedBy", "handledAt", "msgbackID"]
+REPLY_SELECTOR = re.compile(r"[0-9a-f]{32}")   # an RPC reply goes to its request's msgbackID
 QUERY_THREADS = 16   # enough for the overview's and the bus page's queries at once
 
 
@@ -123,6 +125,7 @@ class Views:
             lambda: db.find({"status": "claimed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
             lambda: newest_messages(db, BUS_CAP),
             lambda: count_docs(db, messages=True))
+        label_replies(unread + failed + claimed + recent)
         return {"total": total, "unread": _listing(unread),
                 "failed": _listing(failed), "claimed": len(claimed[:SCAN_CAP]),
                 "in_progress": _listing(claimed)["rows"], "recent": recent}
@@ -141,7 +144,8 @@ class Views:
         if doc is None:
             return None
         uid = doc.get("entityId")
-        data = {"ous": ous_row(doc), "flags": doc.get("flags") or {},
+        flags = doc.get("flags") if isinstance(doc.get("flags"), dict) else {}
+        data = {"ous": ous_row(doc), "flags": {k: v for k, v in flags.items() if k != EXECUTIVE_FLAG},
                 "timeline": timeline(doc.get("history") or [])}
         reports = Reports(self.server).for_ous(uid)
         data["reports"] = [{"id": r["_id"], "timestamp": r.get("timestamp"), "source": r.get("source"),
@@ -184,7 +188,17 @@ def ous_row(doc):
     flags = doc.get("flags") if isinstance(doc.get("flags"), dict) else {}
     return {"id": doc.get("_id"), "uid": doc.get("entityId"), "progID": doc.get("progID"),
             "state": doc.get("state"), "substate": doc.get("substate"),
-            "executive": flags.get(EXECUTIVE_FLAG), "timestamp": doc.get("timestamp")}
+            "executive": flags.get(EXECUTIVE_FLAG), "timestamp": doc.get("timestamp"),
+            "waiting": waiting_for_person(doc.get("state"), doc.get("substate"))}
+
+
+def waiting_for_person(state, substate):
+    """Why an OUS in STATE/SUBSTATE will not move until a person acts, or None."""
+    if state == "ReadyForProcessing" and substate == "ManualCalibration":
+        return "ManualCalibration is never processed by the Pipeline: a person calibrates it by hand"
+    if state == "ProcessingProblem":
+        return "the Pipeline failed: a person looks at why and runs the launcher again"
+    return None
 
 
 def _listing(messages):
@@ -192,9 +206,22 @@ def _listing(messages):
     capped = len(messages) > SCAN_CAP
     messages = sorted(messages[:SCAN_CAP], key=lambda m: str(m.get("creationTimestamp")), reverse=True)
     counts = collections.Counter(str(m.get("selector")) for m in messages)
+    replies = {m["selector"]: m["replyTo"] for m in messages if "replyTo" in m}
     return {"count": len(messages), "capped": capped,
-            "by_selector": [{"selector": s, "count": n} for s, n in sorted(counts.items())],
+            "by_selector": [dict(selector=s, count=n, **({"replyTo": replies[s]} if s in replies else {}))
+                            for s, n in sorted(counts.items())],
             "rows": messages}
+
+
+def label_replies(messages):
+    """Mark each RPC reply among MESSAGES with its request ("replyTo"), when that is among them too."""
+    requests = {m["msgbackID"]: m for m in messages if isinstance(m.get("msgbackID"), str)}
+    for m in messages:
+        selector = m.get("selector")
+        if isinstance(selector, str) and REPLY_SELECTOR.fullmatch(selector):
+            request = requests.get(selector)
+            m["replyTo"] = {k: request.get(k) for k in ("_id", "selector", "creationTimestamp")} \
+                if request else {}
 
 
 def _capped(listing, cap):
@@ -255,18 +282,48 @@ def timeline(history, now=None):
 
 
 def decode_report(doc):
-    """The Pipeline report: its run, the XML text and its fields as (name, value) pairs."""
+    """The Pipeline report: its run, the XML text, its summary and its stages with their scores.
+
+    A report of another shape is shown as its fields, (label, value) pairs.
+    """
     data = {"timestamp": doc.get("timestamp"), "source": doc.get("source"),
-            "productsDir": doc.get("productsDir"), "xml": None, "fields": [], "error": None}
+            "productsDir": doc.get("productsDir"), "xml": None, "summary": [], "stages": [],
+            "fields": [], "error": None}
     try:
         data["xml"] = Reports.decode(doc)
         root = ET.fromstring(data["xml"])
     except (KeyError, TypeError, ValueError, ET.ParseError) as exc:
         data["error"] = f"the report cannot be read: {exc}"
         return data
-    data["root"] = root.tag
-    data["fields"] = list(_fields(root))
+    # The shape draws/pipeline.py writes (like the real PipelineAquaReport).
+    for label, path, attribute in REPORT_SUMMARY:
+        element = root.find(path)
+        value = None if element is None else element.get(attribute) if attribute else element.text
+        if value is not None:
+            data["summary"].append((label, value.strip()))
+    for stage in root.findall("QaPerStage/Stage"):
+        score = stage.find("RepresentativeScore")
+        data["stages"].append({"number": stage.get("Number"), "name": stage.get("Name"),
+                               "score": _score(None if score is None else score.get("Score"))})
+    if not data["summary"] and not data["stages"]:
+        data["fields"] = list(_fields(root))
     return data
+
+
+REPORT_SUMMARY = (("Program", "ProjectStructure/ProposalCode", None),
+                  ("OUS", "ProjectStructure/OusEntityId", None),
+                  ("Report date", "QaSummary/ReportDate", None),
+                  ("Recipe", "QaSummary/ProcessingRecipe", None),
+                  ("Representative score", "QaSummary/RepresentativeScore", "Score"))
+
+
+def _score(text):
+    """A QA score and its band (ALMA's: below 0.33 bad, below 0.66 poor, else good)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return {"value": text, "band": None}
+    return {"value": text, "band": "bad" if value < 0.33 else "poor" if value < 0.66 else "good"}
 
 
 def _fields(element, path=()):

@@ -22,9 +22,20 @@ PROGID = "2015.1.00657.S"
 UID = "uid://X1/X1/Xb0"
 CACHE = "http://cache.example:8000"
 RUN = "2018-07-24T09:49:20.902"
-REPORT = (f"<PipelineAquaReport><ProposalCode>{PROGID}</ProposalCode><OusId>{UID}</OusId>"
-          f"<ReportDate>{RUN}</ReportDate><QaScores><Score stage='imaging'>0.9</Score></QaScores>"
-          "</PipelineAquaReport>")
+STAGES = (("hifa_importdata", "0.95"), ("hifa_bandpass", "0.50"), ("hif_makeimages", "0.20"))
+# The shape draws/pipeline.py writes.
+REPORT = (f"<?xml version='1.0' encoding='utf-8'?><PipelineAquaReport><ProjectStructure>"
+          f"<ProposalCode>{PROGID}</ProposalCode><OusEntityId>{UID}</OusEntityId></ProjectStructure>"
+          f"<QaSummary><ReportDate>{RUN}</ReportDate><ProcessingRecipe>PipelineImaging</ProcessingRecipe>"
+          "<RepresentativeScore Score='0.20'/></QaSummary><QaPerStage>"
+          + "".join(f"<Stage Number='{n}' Name='{name}'><RepresentativeScore Score='{score}'/></Stage>"
+                    for n, (name, score) in enumerate(STAGES, 1))
+          + "</QaPerStage></PipelineAquaReport>")
+
+
+def html_of(response):
+    """The page's HTML without the <wbr> marks where long names may wrap."""
+    return response.get_data(as_text=True).replace("<wbr>", "")
 
 
 @pytest.fixture
@@ -76,7 +87,7 @@ def test_overview_shows_states_in_order_and_every_table(client, server):
 
     page = client.get("/")
     assert page.status_code == 200
-    html = page.get_data(as_text=True)
+    html = html_of(page)
     columns = [html.index(f'<div class="column state-{s}">') for s in STATES]
     assert columns == sorted(columns), "state columns are in life-cycle order"
     for text in (UID, "uid://X1/X1/Xc1", "ManualCalibration", "ProductsIngested", ">EU<",
@@ -108,21 +119,60 @@ def test_ous_page_shows_timeline_report_products_and_weblog(client, server):
         "ReadyForProcessing", "Processing", "ReadyForReview", "Reviewing", "Verified",
         "DeliveryInProgress", "DeliveryInProgress"]
     assert all(h["seconds"] is not None for h in data["timeline"]) and data["timeline"][-1]["current"]
-    assert ("ProposalCode", PROGID) in [tuple(f) for f in data["report"]["fields"]]
-    assert ("QaScores › Score @stage", "imaging") in [tuple(f) for f in data["report"]["fields"]]
+    report = data["report"]
+    assert [tuple(f) for f in report["summary"]] == [
+        ("Program", PROGID), ("OUS", UID), ("Report date", RUN), ("Recipe", "PipelineImaging"),
+        ("Representative score", "0.20")]
+    assert [(st["number"], st["name"], st["score"]["value"], st["score"]["band"]) for st in report["stages"]] == [
+        ("1", "hifa_importdata", "0.95", "good"), ("2", "hifa_bandpass", "0.50", "poor"),
+        ("3", "hif_makeimages", "0.20", "bad")]
+    assert report["fields"] == []
     assert data["weblog_url"] == f"{CACHE}/weblogs/{products.weblog_stem(UID, RUN)}/index.html"
     by_name = {p["name"]: p for p in data["products"]}
     assert len(by_name) == 6
     assert by_name[weblog]["ngas"] and by_name[weblog]["checksum"] == archive.checksum(f"bytes of {weblog}".encode())
     assert not by_name[missing]["ngas"] and not by_name[missing]["metadata"]
 
-    html = client.get(f"/ous/{doc_id}").get_data(as_text=True)
-    for text in ("History", "time spent in each state", "ProposalCode", "open the weblog",
-                 data["weblog_url"], "✗ missing", "✓ archived", "delivery in progress"):
+    html = html_of(client.get(f"/ous/{doc_id}"))
+    for text in ("History", "time spent in each state", "Representative score", "open the weblog",
+                 data["weblog_url"], "✗ missing", "✓ archived", "delivery in progress",
+                 '<td><code>hif_makeimages</code></td>', '<span class="score bad">0.20</span>'):
         assert text in html, text
+    assert "QaPerStage" not in html.split("<details>")[0], "the report is a table, not flattened paths"
 
-    assert client.get("/ous/uid___X9_X9_X9").status_code == 404
-    assert client.get("/api/ous/uid___X9_X9_X9").status_code == 404
+    # The UID as people write it (slashes merged by a proxy, too) names the same OUS.
+    for ref in (UID, "uid:/X1/X1/Xb0"):
+        assert client.get(f"/api/ous/{ref}").get_json()["ous"]["uid"] == UID, ref
+        assert client.get(f"/ous/{ref}").status_code == 200, ref
+    for missing in ("uid___X9_X9_X9", "uid://X9/X9/X9"):
+        assert client.get(f"/ous/{missing}").status_code == 404
+        assert client.get(f"/api/ous/{missing}").status_code == 404
+
+
+def test_a_report_of_another_shape_is_shown_as_its_fields(client, server):
+    StatusTable(server).reset(PROGID, UID)
+    other = "<Report><Score stage='imaging'>0.9</Score></Report>"
+    Reports(server).store(UID, RUN, base64.b64encode(other.encode()).decode(), "somewhere", "EU")
+    report = client.get(f"/api/ous/{UID}").get_json()["report"]
+    assert report["stages"] == [] and [tuple(f) for f in report["fields"]] == [
+        ("Score @stage", "imaging"), ("Score", "0.9")]
+
+
+def test_ouss_that_wait_for_a_person_are_marked(client, server):
+    status = StatusTable(server)
+    for uid, recipe in (("uid://X1/X1/Xm1", "ManualCalibration"), ("uid://X1/X1/Xm2", "PipelineImaging"),
+                        ("uid://X1/X1/Xm3", "PipelineImaging")):
+        status.reset(PROGID, uid, recipe)
+    status.set_state("uid://X1/X1/Xm3", "Processing")
+    status.set_state("uid://X1/X1/Xm3", "ProcessingProblem")
+    rows = {o["uid"]: o for c in client.get("/api/overview").get_json()["columns"] for o in c["ouss"]}
+    assert "by hand" in rows["uid://X1/X1/Xm1"]["waiting"]
+    assert rows["uid://X1/X1/Xm2"]["waiting"] is None
+    assert "launcher" in rows["uid://X1/X1/Xm3"]["waiting"]
+    assert html_of(client.get("/")).count("waiting for a person") == 2
+    assert "Waiting for a person" in html_of(client.get("/ous/uid://X1/X1/Xm1"))
+    assert "Waiting for a person" not in html_of(client.get("/ous/uid://X1/X1/Xm2"))
+    assert "waiting for a person" in html_of(client.get("/state/ProcessingProblem"))
 
 
 def test_state_page_is_paged(client, server):
@@ -133,7 +183,7 @@ def test_state_page_is_paged(client, server):
     second = client.get("/api/state/ReadyForProcessing?page=2").get_json()
     assert (first["count"], first["pages"], len(first["ouss"]), len(second["ouss"])) == (55, 2, 50, 5)
     assert {o["uid"] for o in first["ouss"]}.isdisjoint(o["uid"] for o in second["ouss"])
-    html = client.get("/state/ReadyForProcessing?page=2").get_data(as_text=True)
+    html = html_of(client.get("/state/ReadyForProcessing?page=2"))
     assert "page 2 of 2" in html and "← newer" in html
     assert client.get("/state/NoSuchState").status_code == 404
 
@@ -150,8 +200,27 @@ def test_bus_panel_counts_unconsumed_by_selector_and_shows_failures(client, serv
     assert data["failed"]["count"] == 1
     assert data["failed"]["rows"][0]["error"] == "InvalidRequest: body lacks ousUID"
     assert data["total"] == 4
-    html = client.get("/bus").get_data(as_text=True)
+    html = html_of(client.get("/bus"))
     assert "InvalidRequest: body lacks ousUID" in html and "cached.EU" in html
+    assert "reply to" not in html
+
+
+def test_rpc_replies_are_labelled_as_replies_to_their_request(client, server):
+    bus = Bus(server, actor="test")
+    msgback = bus.new_reply_selector()
+    [request] = bus.send("xtss", {"operation": "get-ous"}, msgback_id=msgback)
+    bus.send(msgback, {"result": "ok"})
+    bus.send("0123456789abcdef0123456789abcdef", {"result": "late"})   # its request is gone
+    data = client.get("/api/bus").get_json()
+    recent = {m["selector"]: m for m in data["recent"]}
+    assert recent[msgback]["replyTo"]["_id"] == request and recent[msgback]["replyTo"]["selector"] == "xtss"
+    assert recent["0123456789abcdef0123456789abcdef"]["replyTo"] == {}
+    assert "replyTo" not in recent["xtss"]
+    html = html_of(client.get("/bus"))
+    assert html.count("↩ reply to <code>xtss</code>") == 3   # waiting, by selector, recent
+    assert "reply to an earlier RPC request" in html
+    overview = html_of(client.get("/"))
+    assert "↩ reply to <code>xtss</code>" in overview
     assert client.get("/api").get_json()["endpoints"]
 
 
@@ -165,7 +234,7 @@ def test_everything_shown_is_escaped(client, server):
                                                "timestamp": timestamp()}]})
     failed_message(server, evil)
     for path in ("/", "/ous/evil", "/state/Processing", "/bus"):
-        html = client.get(path).get_data(as_text=True)
+        html = html_of(client.get(path))
         assert "<script>window" not in html and "<img src=x" not in html, path
         assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html, path
     assert "script-src" not in client.get("/").headers["Content-Security-Policy"]  # 'self' only
@@ -177,7 +246,7 @@ def test_couchdb_down_is_said_plainly_and_recovers(tmp_path):
     app = create_app(url, max_wait=0.3)
     client = app.test_client()
     page = client.get("/")
-    html = page.get_data(as_text=True)
+    html = html_of(page)
     assert page.status_code == 503
     assert "CouchDB is not answering" in html and url in html and "Traceback" not in html
     api = client.get("/api/overview")
@@ -188,7 +257,7 @@ def test_couchdb_down_is_said_plainly_and_recovers(tmp_path):
     try:
         wait_for(lambda: client.get("/").status_code == 200, 30, what="the dashboard to recover")
         assert client.get("/api/health").get_json()["up"] is True
-        assert "Life cycle" in client.get("/").get_data(as_text=True)
+        assert "Life cycle" in html_of(client.get("/"))
     finally:
         app.extensions["draws-dashboard"].stop()
         proc.kill()
@@ -244,7 +313,7 @@ def test_1000_ouss_and_10000_messages_render_fast(couch_url, server):
             page = client.get("/")
             timings.append(1000 * (time.perf_counter() - started))
             assert page.status_code == 200
-        html = page.get_data(as_text=True)
+        html = html_of(page)
         data = client.get("/api/overview").get_json()
         assert data["ous_total"] == 1000 and data["messages"]["total"] == 10000
         assert data["unread"]["count"] == 250
