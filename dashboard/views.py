@@ -23,6 +23,13 @@ TABLE_CAP = 10       # newest rows listed per table on the overview
 BUS_CAP = 100        # rows listed per list on the bus page
 PAGE_SIZE = 50       # OUSs per page on a state page
 SCAN_CAP = 5000      # unconsumed/failed messages read at most (counts beyond show as "5000+")
+# Any table may hold a document from a peer with a bug: a 1 MB field is shown
+# cut short, and an OUS naming thousands of products gets the first few.
+FIELD_CAP = 300      # characters of one field
+XML_CAP = 50_000     # characters of a report's XML
+LIST_CAP = 500       # items of one list
+HISTORY_CAP = 100    # newest history entries shown for one OUS
+PRODUCTS_CAP = 100   # product names looked up for one OUS (a real one has six)
 
 OUS_FIELDS = ["_id", "entityId", "progID", "state", "substate", "flags", "timestamp"]
 MESSAGE_FIELDS = ["_id", "selector", "creationTimestamp", "consumed", "status", "error",
@@ -88,7 +95,7 @@ class Views:
         data["unread"] = _capped(bus["unread"], TABLE_CAP)
         data["messages"] = {"total": bus["total"], "unread": bus["unread"]["count"],
                             "failed": bus["failed"]["count"], "claimed": bus["claimed"]}
-        return data
+        return clipped(data)
 
     def _ous_by_state(self):
         """Every OUS (without its history), per state in life-cycle order, newest first."""
@@ -105,7 +112,8 @@ class Views:
         rows = db.find({field: {"$gt": None}}, sort=[{field: "desc"}], limit=TABLE_CAP, fields=fields)
         for row in rows:
             if "dataProducts" in row:
-                row["dataProducts"] = len(row["dataProducts"] or ())
+                products = row["dataProducts"]
+                row["dataProducts"] = len(products) if isinstance(products, list) else None
         return {"count": count_docs(db), "rows": rows}
 
     # -- one state's OUSs, paged
@@ -113,8 +121,8 @@ class Views:
         rows = self._cached("status", tables.STATUS, self._ous_by_state).get(state, [])
         pages = max(1, -(-len(rows) // PAGE_SIZE))
         page = min(max(1, page), pages)
-        return {"state": state, "count": len(rows), "page": page, "pages": pages,
-                "ouss": rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]}
+        return clipped({"state": state, "count": len(rows), "page": page, "pages": pages,
+                        "ouss": rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]})
 
     # -- the bus panel
     def _messages(self):
@@ -135,51 +143,66 @@ class Views:
         data["unread"] = _capped(data["unread"], BUS_CAP)
         data["failed"] = _capped(data["failed"], BUS_CAP)
         data["in_progress"] = data["in_progress"][:BUS_CAP]
-        return data
+        return clipped(data)
 
     # -- one OUS
     def ous(self, doc_id, cache_url):
         """Everything about one OUS, or None when there is no such OUS."""
         doc = self.server.db(tables.STATUS).get_or_none(doc_id)
-        if doc is None:
+        if doc is None or "entityId" not in doc:
             return None
-        uid = doc.get("entityId")
+        uid = doc["entityId"]
         flags = doc.get("flags") if isinstance(doc.get("flags"), dict) else {}
+        history = doc.get("history") if isinstance(doc.get("history"), list) else []
         data = {"ous": ous_row(doc), "flags": {k: v for k, v in flags.items() if k != EXECUTIVE_FLAG},
-                "timeline": timeline(doc.get("history") or [])}
-        reports = Reports(self.server).for_ous(uid)
+                "changes": len(history), "timeline": timeline(history[-HISTORY_CAP:]), "reports": [], "report": None,
+                "weblog_url": None, "products_url": None, "delivery": None, "products": []}
+        if isinstance(uid, str):   # else nothing else can be found for it
+            self._archive(data, uid, cache_url)
+        xml = data["report"] and data["report"].pop("xml")
+        data = clipped(data)
+        if data["report"]:
+            data["report"]["xml"] = clipped(xml, XML_CAP)
+        return data
+
+    def _archive(self, data, uid, cache_url):
+        """Add the OUS's reports, weblog, delivery and products to DATA."""
+        reports = sorted(self.server.db(tables.REPORTS).find({"ousUID": uid}),
+                         key=lambda r: str(r.get("timestamp")), reverse=True)
         data["reports"] = [{"id": r["_id"], "timestamp": r.get("timestamp"), "source": r.get("source"),
                             "productsDir": r.get("productsDir")} for r in reports]
         latest = reports[0] if reports else None
-        data["report"] = decode_report(latest) if latest else None
-        data["weblog_url"] = data["products_url"] = None
-        if latest and isinstance(latest.get("timestamp"), str):
-            stem = products.weblog_stem(uid, latest["timestamp"])
+        run = latest and latest.get("timestamp")
+        if latest:
+            data["report"] = decode_report(latest)
+        if isinstance(run, str):
+            stem = products.weblog_stem(uid, run)
             data["weblog_url"] = f"{cache_url}/weblogs/{quote(stem, safe=':')}/index.html"
             if isinstance(latest.get("productsDir"), str):
                 data["products_url"] = f"{cache_url}/{quote(latest['productsDir'], safe=':')}/"
         delivery = Delivery(self.server).get(uid)
-        data["delivery"] = delivery and {k: delivery.get(k) for k in ("timestamp", "complete", "dataProducts")}
-        data["products"] = self._products(uid, latest, delivery)
-        return data
+        if delivery is not None:
+            data["delivery"] = {"timestamp": delivery.get("timestamp"), "complete": delivery.get("complete"),
+                                "dataProducts": names(delivery.get("dataProducts"))}
+        data["products"] = self._products(uid, run if isinstance(run, str) else None,
+                                          (delivery or {}).get("dataProducts"))
 
-    def _products(self, uid, report, delivery):
-        """The OUS's products (expected from its latest run, recorded, delivered) and their NGAS copy."""
+    def _products(self, uid, run, delivered):
+        """The OUS's products (expected from its latest RUN, recorded, DELIVERED) and their NGAS copy."""
         recorded = {d["_id"] for d in Metadata(self.server).for_ous(uid)}
-        delivered = set((delivery or {}).get("dataProducts") or ())
+        delivered = set(names(delivered))
         expected = set()
-        if report and isinstance(report.get("timestamp"), str):
-            expected = set(products.product_names(uid, report["timestamp"]))
-            expected.add(products.weblog_name(uid, report["timestamp"]))
+        if run:
+            expected = set(products.product_names(uid, run))
+            expected.add(products.weblog_name(uid, run))
         ngas = Ngas(self.server)
         rows = []
-        for name in sorted(expected | recorded | delivered):
-            stored = ngas.get(name)
+        for name in sorted(expected | recorded | delivered)[:PRODUCTS_CAP]:
+            stored = ngas.get(name) or {}
             rows.append({"name": name, "metadata": name in recorded, "delivered": name in delivered,
-                         "ngas": stored is not None,
-                         "size": stored and stored.get("size"),
-                         "checksum": stored and stored.get("checksum"),
-                         "writeTimestamp": stored and stored.get("writeTimestamp")})
+                         "ngas": bool(stored), "size": stored.get("size"),
+                         "checksum": stored.get("checksum") if isinstance(stored.get("checksum"), str) else None,
+                         "writeTimestamp": stored.get("writeTimestamp")})
         return rows
 
 
@@ -190,6 +213,24 @@ def ous_row(doc):
             "state": doc.get("state"), "substate": doc.get("substate"),
             "executive": flags.get(EXECUTIVE_FLAG), "timestamp": doc.get("timestamp"),
             "waiting": waiting_for_person(doc.get("state"), doc.get("substate"))}
+
+
+def names(value):
+    """The file names in VALUE (a list, from a document): strings a file may be called, at most PRODUCTS_CAP."""
+    if not isinstance(value, list):
+        return []
+    return [n for n in value if isinstance(n, str) and 0 < len(n) <= 255][:PRODUCTS_CAP]
+
+
+def clipped(value, cap=FIELD_CAP):
+    """VALUE with every string longer than CAP cut short (saying how long it was), lists too."""
+    if isinstance(value, str):
+        return value if len(value) <= cap else f"{value[:cap]}… ({len(value):,} characters)"
+    if isinstance(value, dict):
+        return {clipped(k, cap): clipped(v, cap) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clipped(v, cap) for v in value[:LIST_CAP]]
+    return value
 
 
 def waiting_for_person(state, substate):

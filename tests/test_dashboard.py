@@ -325,3 +325,102 @@ def test_1000_ouss_and_10000_messages_render_fast(couch_url, server):
         assert max(uncached, timings[0]) <= 1000  # generous: the machine is shared
     finally:
         hub.stop()
+
+
+# -- documents from a peer with a bug (issue 14): shown, never a broken page
+
+HUGE = "x" * 200_000
+NOW = "2026-01-01T00:00:00.000"
+BAD_UID = "uid://X1/X1/Xbad"
+BAD_OUS = {"_id": encode_uid(BAD_UID), "entityId": BAD_UID, "progID": PROGID, "state": "Processing",
+           "substate": None, "flags": {}, "timestamp": NOW, "history": []}
+MALFORMED = {
+    "delivery dataProducts a number": (tables.DELIVERY, {"_id": encode_uid(BAD_UID), "ousUID": BAD_UID,
+                                                         "progID": PROGID, "timestamp": NOW, "dataProducts": 5}),
+    "delivery dataProducts of odd things": (tables.DELIVERY, {"_id": encode_uid(BAD_UID), "ousUID": BAD_UID,
+                                                              "timestamp": NOW, "dataProducts": [5, {"a": 1}, None, HUGE]}),
+    "flags a string": (tables.STATUS, dict(BAD_OUS, flags="not an object")),
+    "flags a list": (tables.STATUS, dict(BAD_OUS, flags=[1, 2])),
+    "state a number": (tables.STATUS, dict(BAD_OUS, state=123)),
+    "state an object, huge substate": (tables.STATUS, dict(BAD_OUS, state={"a": 1}, substate=HUGE)),
+    "huge state and flag": (tables.STATUS, dict(BAD_OUS, state=HUGE, flags={HUGE: HUGE})),
+    "history a string": (tables.STATUS, dict(BAD_OUS, history="x")),
+    "history of odd things": (tables.STATUS, dict(BAD_OUS, history=[1, "x", {"timestamp": 5, "state": []}, None])),
+    "long history": (tables.STATUS, dict(BAD_OUS, history=[{"state": "Processing", "timestamp": NOW}] * 5000)),
+    "entityId a number": (tables.STATUS, dict(BAD_OUS, entityId=5)),
+    "timestamp an object": (tables.STATUS, dict(BAD_OUS, timestamp={"x": 1})),
+    "report not base64": (tables.REPORTS, {"_id": "r1", "ousUID": BAD_UID, "timestamp": 5,
+                                           "encodedReport": "not base64!", "productsDir": {"a": 1}}),
+    "report not XML": (tables.REPORTS, {"_id": "r2", "ousUID": BAD_UID, "timestamp": NOW, "source": 7,
+                                        "encodedReport": base64.b64encode(b"<not xml").decode()}),
+    "report a huge XML": (tables.REPORTS, {"_id": "r3", "ousUID": BAD_UID, "timestamp": NOW, "encodedReport":
+                                           base64.b64encode(f"<R><Stage Name='{HUGE}'/></R>".encode()).decode()}),
+    "report a number": (tables.REPORTS, {"_id": "r4", "ousUID": BAD_UID, "timestamp": NOW, "encodedReport": 5}),
+    "ngas fields of odd types": (tables.NGAS, {"_id": "product-0-X1-X1-Xbad-x.data", "size": "big", "checksum": 5,
+                                               "writeTimestamp": []}),
+    "metadata without fields": (tables.METADATA, {"_id": "m1", "ousUID": BAD_UID, "timestamp": None}),
+    "message of odd types": (tables.MSGQ, {"_id": f"{NOW}-a", "selector": 5, "creationTimestamp": {"a": 1},
+                                           "consumed": "false", "status": [], "error": {"x": 1}}),
+    "message huge": (tables.MSGQ, {"_id": f"{NOW}-b", "selector": HUGE, "creationTimestamp": NOW,
+                                   "consumed": False, "body": HUGE}),
+    "reply with an odd msgbackID": (tables.MSGQ, {"_id": f"{NOW}-c", "selector": "0123456789abcdef0123456789abcdef",
+                                                  "msgbackID": 5, "creationTimestamp": NOW, "consumed": False}),
+}
+
+
+@pytest.mark.parametrize("table, doc", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_document_never_breaks_a_page(client, server, table, doc):
+    delivered_ous(server)
+    if table != tables.STATUS:
+        server.db(tables.STATUS).put(dict(BAD_OUS))
+    server.db(table).put(dict(doc))
+    for path in ("/", "/api/overview", "/bus", "/api/bus", f"/ous/{BAD_UID}", f"/api/ous/{BAD_UID}",
+                 f"/ous/{UID}", "/state/Processing", "/api/state/Processing"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert len(page.data) < 100_000, (path, len(page.data))   # a huge field is cut short
+    html = html_of(client.get("/"))
+    assert UID in html and "Traceback" not in html
+    assert BAD_UID in html or doc.get("entityId") == 5   # the odd document is shown too
+
+
+# -- who may read the dashboard (issue 14)
+
+@pytest.mark.parametrize("host, config, status", [
+    ("localhost", {}, 200), ("localhost:5000", {}, 200), ("127.0.0.1:5000", {}, 200),
+    ("evil.example", {}, 400), ("localhost.evil.example", {}, 400), ("evil.example:5000", {}, 400),
+    ("dash.example:5000", {"TRUSTED_HOSTS": ["localhost", "dash.example"]}, 200),
+    ("127.0.0.1", {"TRUSTED_HOSTS": ["dash.example"]}, 400),
+])
+def test_the_host_header_must_name_what_the_dashboard_serves(couch_url, server, host, config, status):
+    client = create_app(couch_url, live=False, **config).test_client()
+    for path in ("/", "/api/overview", "/static/dashboard.css"):
+        assert client.get(path, headers={"Host": host}).status_code == status, path
+
+
+def basic(user, password):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.mark.parametrize("headers, status", [
+    ({}, 401), (basic("ann", "wrong"), 401), (basic("bob", "s3cret:x"), 401), (basic("ann", ""), 401),
+    ({"Authorization": "Bearer s3cret:x"}, 401), (basic("ann", "s3cret:x"), 200),
+])
+def test_a_login_is_asked_for_when_configured(couch_url, server, headers, status):
+    StatusTable(server).reset(PROGID, UID)
+    client = create_app(couch_url, live=False, LOGIN=("ann", "s3cret:x")).test_client()
+    for path in ("/", "/api/overview", f"/api/ous/{UID}", "/bus", "/static/dashboard.css", "/api/health"):
+        page = client.get(path, headers=headers)
+        assert page.status_code == status, path
+        if status == 401:
+            assert page.headers["WWW-Authenticate"].startswith("Basic ") and UID not in page.get_data(as_text=True)
+
+
+def test_the_login_is_couchdbs_when_its_url_has_credentials(couch_url):
+    url = couch_url.replace("http://", "http://ann:p%40ss@")
+    app = create_app(url, live=False, max_wait=0.1)
+    assert app.config["LOGIN"] == ("ann", "p@ss")
+    client = app.test_client()
+    assert client.get("/api/health").status_code == 401
+    assert client.get("/api/health", headers=basic("ann", "p@ss")).status_code in (200, 503)
+    assert create_app(couch_url, live=False).config["LOGIN"] is None

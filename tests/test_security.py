@@ -159,13 +159,19 @@ def test_couchdb_with_credentials_full_ous_anonymous_refused_password_never_show
             assert res.returncode == 1 and "401" in res.stderr and "Traceback" not in res.stderr, res.stderr
         assert Server(url).db(tables.STATUS).get_or_none("uid___X1_X1_Xs2") is None
 
-        # The dashboard reads the tables with the credentials and never shows them.
+        # The dashboard reads the tables with the credentials and never shows them;
+        # a browser must give the same ones to see them.
         dash_port = free_port()
         dash = group.start("dashboard/server.py", "--port", dash_port)
-        page = wait_for(lambda: (lambda r: r.text if r.status_code == 200 and uid in r.text else None)(
-            requests.get(f"http://127.0.0.1:{dash_port}/", timeout=10)), what="the dashboard's overview")
-        pages = [page] + [requests.get(f"http://127.0.0.1:{dash_port}{p}", timeout=10).text
+        page = wait_for(lambda: (lambda r: r.text if r.status_code == 200 and uid in r.text.replace("<wbr>", "")
+                                 else None)(
+            requests.get(f"http://127.0.0.1:{dash_port}/", auth=(USER, PASSWORD), timeout=10)),
+            what="the dashboard's overview")
+        pages = [page] + [requests.get(f"http://127.0.0.1:{dash_port}{p}", auth=(USER, PASSWORD), timeout=10).text
                           for p in ("/ous/uid___X1_X1_Xs1", "/bus", "/api/overview", "/nonexistent")]
+        for p in ("/", "/api/overview", "/api/ous/uid___X1_X1_Xs1", "/events"):
+            refused = requests.get(f"http://127.0.0.1:{dash_port}{p}", timeout=10)
+            assert refused.status_code == 401 and uid not in refused.text, p
         wrong = Actors(dict(env, DRAWS_COUCHDB_URL=f"http://{USER}:x{PASSWORD}@127.0.0.1:{port}"), tmp_path)
         bad_port = free_port()
         bad_dash = wrong.start("dashboard/server.py", "--port", bad_port, name="dashboard-wrong")
