@@ -23,7 +23,8 @@ ALL = (MSGQ, STATUS, REPORTS, METADATA, DELIVERY, NGAS)
 
 INDEXES = {
     MSGQ: {"consumed": ["consumed"], "status": ["status"], "created": ["creationTimestamp"]},
-    STATUS: {"state": ["state"]},
+    # "state-time": the newest OUSs of one state (the dashboard's Delivered, which grows with the history).
+    STATUS: {"state": ["state"], "state-time": ["state", "timestamp"]},
     REPORTS: {"ous": ["ousUID"], "time": ["timestamp"]},
     METADATA: {"ous": ["ousUID"], "time": ["timestamp"]},
     # The dashboard lists the newest documents of these ("time": sort by time).
