@@ -1,6 +1,6 @@
 """The JSON API: the same data as the pages, for scripts."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from .reading import cache_base, check_state, hub, ous_doc_id, page_number, read, views
 
@@ -21,7 +21,8 @@ def index():
     return jsonify(endpoints={
         "/api/overview": "OUS counts per state, newest OUSs per state, newest rows of every table",
         "/api/state/<state>?page=N": "the OUSs in one state, newest first, paged",
-        "/api/ous/<encoded uid>": "one OUS: history timeline, decoded report, products and NGAS",
+        "/api/search?q=uid://A001/X12": "the OUSs whose UID starts so (at most 50)",
+        "/api/ous/<uid or its document id>": "one OUS: history timeline, decoded report, products and NGAS",
         "/api/bus": "messages: unconsumed by selector, failed with their reason, in progress, recent",
         "/api/health": "whether CouchDB answers",
         "/events": "server-sent events: 'change' (tables changed) and 'couch' (up or down)"})
@@ -42,6 +43,11 @@ def state(state):
 def ous(ref):
     doc_id = ous_doc_id(ref)
     return answer(lambda: views().ous(doc_id, cache_base()))
+
+
+@bp.get("/search")
+def search():
+    return answer(lambda: views().search(request.args.get("q", "")))
 
 
 @bp.get("/bus")

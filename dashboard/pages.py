@@ -1,11 +1,12 @@
 """The dashboard's pages: the overview, one state, one OUS and the message bus."""
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from draws import tables
 from draws.ous import STATES
 
 from .reading import cache_base, check_state, hub, ous_doc_id, page_number, read, views
+from .views import uid_prefix
 
 bp = Blueprint("pages", __name__)
 
@@ -14,7 +15,10 @@ OUS_TABLES = (tables.STATUS, tables.REPORTS, tables.DELIVERY, tables.NGAS, table
 
 
 def page(template, view, watched, title, **context):
-    data, error = read(view)
+    return render(template, *read(view), watched, title, **context)
+
+
+def render(template, data, error, watched, title, **context):
     if error:
         return render_template("down.html", error=error, title=title, watched=" ".join(watched),
                                health=hub().health()), 503
@@ -44,3 +48,14 @@ def ous(ref):
 @bp.get("/bus")
 def bus():
     return page("bus.html", views().bus, [tables.MSGQ], "Message bus")
+
+
+@bp.get("/search")
+def search():
+    """OUSs by (the start of) their UID; the one named exactly opens its page."""
+    text = request.args.get("q", "")
+    data, error = read(lambda: views().search(text))
+    exact = [o for o in data["ouss"] if o["id"] == uid_prefix(text)] if data else []
+    if exact:
+        return redirect(url_for("pages.ous", ref=exact[0]["id"]))
+    return render("search.html", data, error, [tables.STATUS], "Find an OUS")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from draws import products, tables
 from draws.archive import Delivery, Metadata, Ngas, Reports
 from draws.timestamps import parse_timestamp
-from draws.ous import EXECUTIVE_FLAG, STATES
+from draws.ous import EXECUTIVE_FLAG, STATES, encode_uid
 
 COLUMN_CAP = 8       # OUSs listed per state column on the overview
 TABLE_CAP = 10       # newest rows listed per table on the overview
@@ -31,6 +31,12 @@ LIST_CAP = 500       # items of one list
 HISTORY_CAP = 100    # newest history entries shown for one OUS
 PRODUCTS_CAP = 100   # product names looked up for one OUS (a real one has six)
 
+DONE = "Delivered"   # the one state that grows with the history
+# Every live state sorts after Delivered, from DeliveryInProgress on (in
+# CouchDB's collation too): one range of the state index that starts there
+# reads them all and none of the history ({"$gt": "Delivered"} would make
+# PouchDB read every Delivered OUS to skip it).
+FIRST_LIVE_STATE = min(s for s in STATES if s != DONE)   # DeliveryInProgress
 OUS_FIELDS = ["_id", "entityId", "progID", "state", "substate", "flags", "timestamp"]
 MESSAGE_FIELDS = ["_id", "selector", "creationTimestamp", "consumed", "status", "error",
                   "consumedBy", "handledAt", "msgbackID"]
@@ -76,36 +82,67 @@ class Views:
         self._cache[key] = (version, value)
         return value
 
-    # -- the overview page
-    def overview(self):
-        parts = [("status", tables.STATUS, self._ous_by_state),
-                 ("bus", tables.MSGQ, self._messages)]
-        parts += [(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
-                  for key, table, field, fields in TABLES]
-        found = dict(zip([key for key, _, _ in parts],
-                         self.at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in parts])))
-        by_state, bus = found.pop("status"), found.pop("bus")
-        data = {
-            "ous_total": sum(len(rows) for rows in by_state.values()),
-            "lifecycle": [{"state": s, "count": len(by_state.get(s, ()))} for s in STATES],
-            "columns": [{"state": s, "count": len(rows), "ouss": rows[:COLUMN_CAP]}
-                        for s, rows in by_state.items()],
-            **found,
-        }
-        data["unread"] = _capped(bus["unread"], TABLE_CAP)
-        data["messages"] = {"total": bus["total"], "unread": bus["unread"]["count"],
-                            "failed": bus["failed"]["count"], "claimed": bus["claimed"]}
-        return clipped(data)
+    def _read(self, queries):
+        """{key: value} of QUERIES, (key, table, compute) each, asked at once and cached.
 
-    def _ous_by_state(self):
-        """Every OUS (without its history), per state in life-cycle order, newest first."""
-        docs = self.server.db(tables.STATUS).find({"entityId": {"$gt": None}}, fields=OUS_FIELDS)
-        by_state = {s: [] for s in STATES}
+        Each query is one request (or two), never a query that asks others:
+        a pool thread never waits for another, so no page can starve one.
+        """
+        return dict(zip([key for key, _, _ in queries],
+                        self.at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in queries])))
+
+    # -- what the pages read: the status table by state, the bus, the newest rows of the others
+    def _status_queries(self, *newest):
+        """The OUSs of every live state, the table's total, and the NEWEST (limit, skip) of the done state.
+
+        The live states hold today's work and are read whole, with one range
+        of the state index. Delivered grows with the history, so only its
+        newest are read (an index on state and time), and it is counted as
+        the table's documents less the live ones.
+        """
+        db = self.server.db(tables.STATUS)
+        queries = [("live", tables.STATUS, self._live),
+                   ("status-total", tables.STATUS, lambda: count_docs(db))]
+        queries += [(f"newest:{n}:{skip}", tables.STATUS, lambda n=n, skip=skip: self._newest_done(n, skip))
+                    for n, skip in newest]
+        return queries
+
+    def _live(self):
+        """{state: its OUSs, newest first} of every state but Delivered (an odd one too)."""
+        docs = self.server.db(tables.STATUS).find({"state": {"$gte": FIRST_LIVE_STATE}}, fields=OUS_FIELDS)
+        by_state = {s: [] for s in STATES if s != DONE}
         for doc in docs:
             by_state.setdefault(str(doc.get("state")), []).append(ous_row(doc))
         for rows in by_state.values():
             rows.sort(key=lambda r: str(r["timestamp"] or ""), reverse=True)
         return by_state
+
+    def _newest_done(self, limit, skip=0):
+        docs = self.server.db(tables.STATUS).find(
+            {"state": DONE, "timestamp": {"$gt": None}}, sort=[{"state": "desc"}, {"timestamp": "desc"}],
+            limit=limit, skip=skip or None, fields=OUS_FIELDS)
+        return [ous_row(d) for d in docs]
+
+    def _by_state(self, found, newest):
+        """{state: (count, newest OUSs)} in life-cycle order (odd states last), from the status queries."""
+        live = found["live"]
+        by_state = {s: (len(rows), rows) for s, rows in live.items()}
+        by_state[DONE] = (max(0, found["status-total"] - sum(len(rows) for rows in live.values())),
+                          found[f"newest:{newest[0]}:{newest[1]}"])
+        return {s: by_state.pop(s) for s in STATES} | by_state
+
+    def _bus_queries(self):
+        db = self.server.db(tables.MSGQ)
+        fields = {"fields": MESSAGE_FIELDS, "limit": SCAN_CAP + 1}
+        return [("unread", tables.MSGQ, lambda: db.find({"consumed": False}, **fields)),
+                ("failed", tables.MSGQ, lambda: db.find({"status": "failed"}, **fields)),
+                ("claimed", tables.MSGQ, lambda: db.find({"status": "claimed"}, **fields)),
+                ("recent", tables.MSGQ, lambda: newest_messages(db, BUS_CAP)),
+                ("messages", tables.MSGQ, lambda: count_docs(db, messages=True))]
+
+    def _table_queries(self):
+        return [(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
+                for key, table, field, fields in TABLES]
 
     def _newest(self, table, field, fields):
         db = self.server.db(table)
@@ -116,34 +153,54 @@ class Views:
                 row["dataProducts"] = len(products) if isinstance(products, list) else None
         return {"count": count_docs(db), "rows": rows}
 
+    # -- the overview page
+    def overview(self):
+        newest = (COLUMN_CAP, 0)
+        found = self._read(self._status_queries(newest) + self._bus_queries() + self._table_queries())
+        by_state = self._by_state(found, newest)
+        bus = _bus(found)
+        data = {
+            "ous_total": found["status-total"],
+            "lifecycle": [{"state": s, "count": count} for s, (count, _) in by_state.items()],
+            "columns": [{"state": s, "count": count, "ouss": rows[:COLUMN_CAP]}
+                        for s, (count, rows) in by_state.items()],
+            **{key: found[key] for key, _, _, _ in TABLES},
+            "unread": _capped(bus["unread"], TABLE_CAP),
+            "messages": {"total": bus["total"], "unread": bus["unread"]["count"],
+                         "failed": bus["failed"]["count"], "claimed": bus["claimed"]},
+        }
+        return clipped(data)
+
     # -- one state's OUSs, paged
     def state(self, state, page=1):
-        rows = self._cached("status", tables.STATUS, self._ous_by_state).get(state, [])
-        pages = max(1, -(-len(rows) // PAGE_SIZE))
-        page = min(max(1, page), pages)
-        return clipped({"state": state, "count": len(rows), "page": page, "pages": pages,
-                        "ouss": rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]})
+        page = max(1, page)
+        newest = (PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        count, rows = self._by_state(self._read(self._status_queries(newest)), newest)[state]
+        pages = max(1, -(-count // PAGE_SIZE))
+        if state != DONE:
+            page = min(page, pages)
+            rows = rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+        return clipped({"state": state, "count": count, "page": page, "pages": pages, "ouss": rows})
 
-    # -- the bus panel
-    def _messages(self):
-        db = self.server.db(tables.MSGQ)
-        unread, failed, claimed, recent, total = self.at_once(
-            lambda: db.find({"consumed": False}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
-            lambda: db.find({"status": "failed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
-            lambda: db.find({"status": "claimed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
-            lambda: newest_messages(db, BUS_CAP),
-            lambda: count_docs(db, messages=True))
-        label_replies(unread + failed + claimed + recent)
-        return {"total": total, "unread": _listing(unread),
-                "failed": _listing(failed), "claimed": len(claimed[:SCAN_CAP]),
-                "in_progress": _listing(claimed)["rows"], "recent": recent}
-
+    # -- the bus page
     def bus(self):
-        data = dict(self._cached("bus", tables.MSGQ, self._messages))
+        data = _bus(self._read(self._bus_queries()))
         data["unread"] = _capped(data["unread"], BUS_CAP)
         data["failed"] = _capped(data["failed"], BUS_CAP)
         data["in_progress"] = data["in_progress"][:BUS_CAP]
         return clipped(data)
+
+    # -- finding an OUS by (the start of) its UID
+    def search(self, text):
+        """The OUSs whose UID starts with TEXT (uid://A001/X12, A001/X12 or uid___A001_X12), by id range."""
+        prefix = uid_prefix(text)
+        rows = []
+        if prefix:
+            found = self.server.db(tables.STATUS).all_docs(
+                startkey=prefix, endkey=prefix + "\ufff0", limit=PAGE_SIZE + 1,
+                include_docs="true")["rows"]
+            rows = [ous_row(r["doc"]) for r in found if isinstance(r.get("doc"), dict) and "entityId" in r["doc"]]
+        return clipped({"query": text, "ouss": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE})
 
     # -- one OUS
     def ous(self, doc_id, cache_url):
@@ -252,6 +309,24 @@ def _listing(messages):
             "by_selector": [dict(selector=s, count=n, **({"replyTo": replies[s]} if s in replies else {}))
                             for s, n in sorted(counts.items())],
             "rows": messages}
+
+
+def _bus(found):
+    """The bus panel from the bus queries' answers."""
+    unread, failed, claimed, recent = (found[k] for k in ("unread", "failed", "claimed", "recent"))
+    label_replies(unread + failed + claimed + recent)
+    return {"total": found["messages"], "unread": _listing(unread), "failed": _listing(failed),
+            "claimed": len(claimed[:SCAN_CAP]), "in_progress": _listing(claimed)["rows"], "recent": recent}
+
+
+def uid_prefix(text):
+    """The status document id (or its start) that TEXT names: uid://A001/X1, A001/X1 or uid___A001_X1."""
+    text = (text or "").strip()
+    if text.startswith("uid:"):
+        text = "uid://" + text[len("uid:"):].lstrip("/")
+    elif text and not text.startswith("uid___"):
+        text = "uid://" + text.lstrip("/")
+    return encode_uid(text) if text else ""
 
 
 def label_replies(messages):
