@@ -3,6 +3,7 @@
 import hmac
 
 from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import SecurityError
 
 from draws.couch import Server, split_credentials
 
@@ -46,6 +47,7 @@ def create_app(couch_url, cache_url=None, live=True, max_wait=1.0, **config):
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.before_request(_check_request)
+    app.register_error_handler(SecurityError, _unknown_host)
     app.after_request(_headers)
     return app
 
@@ -61,6 +63,12 @@ def _check_request():
                         {"WWW-Authenticate": 'Basic realm="DRAWS dashboard", charset="UTF-8"'},
                         mimetype="text/plain")
     return None
+
+
+def _unknown_host(error):
+    host = request.environ.get("HTTP_HOST", "")[:200]
+    return Response(f"This dashboard does not answer to the name {host!r}: start it with --allowed-host NAME "
+                    "for each name browsers reach it by.\n", 400, mimetype="text/plain")
 
 
 def _logged_in(auth, login):

@@ -171,3 +171,24 @@ def test_every_column_fits_without_sideways_scrolling(server, browser, dashboard
     for path in ("ous/uid://A001/X1284/X10f", "ous/uid___X1_X1_Xb0", "bus", "state/Delivered"):
         browser.get(dashboard_url + path)
         assert browser.execute_script("return document.documentElement.scrollWidth") <= width, path
+
+
+def test_a_browser_that_logged_in_gets_live_updates(server, browser, couch_url):
+    """With a login (a CouchDB with credentials), the page's own requests and event stream get in too."""
+    delivered_ous(server)
+    uid = "uid://X1/X1/Xc2"
+    StatusTable(server).reset(PROGID, uid, "PipelineImaging")
+    app = create_app(couch_url, LOGIN=("ann", "s3cret"))
+    port = free_port()
+    httpd = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 401
+        browser.get(f"http://ann:s3cret@127.0.0.1:{port}/")
+        wait_for(lambda: browser.find_element(By.ID, "live").text == "live", 20, what="the live stream")
+        assert uid in column_text(browser, "ReadyForProcessing")
+        StatusTable(server).set_state(uid, "Processing")
+        wait_for(lambda: uid in column_text(browser, "Processing"), 20, what="the page to show the new state")
+    finally:
+        httpd.shutdown()
+        app.extensions["draws-dashboard"].stop()
