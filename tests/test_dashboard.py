@@ -11,11 +11,13 @@ from dashboard import create_app
 from draws import archive, products, tables
 from draws import server as embedded
 from draws.archive import Delivery, Metadata, Ngas, Reports
-from draws.benchmarks import populate_scale
 from draws.bus import Bus
+from draws.history import populate_scale
 from draws.timestamps import timestamp
 from draws.exceptions import InvalidRequest
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
+from draws.receiver import Receiver
+from draws.rpc import new_reply_selector
 from support import free_port, wait_for
 
 PROGID = "2015.1.00657.S"
@@ -69,7 +71,7 @@ def failed_message(server, reason):
     bus = Bus(server, actor="test")
     def handler(message):
         raise InvalidRequest(reason)
-    receiver = bus.listen("test.reject", handler)
+    receiver = Receiver(bus, "test.reject", handler).start()
     [mid] = bus.send("test.reject", {"x": 1})
     try:
         wait_for(lambda: server.db(tables.MSGQ).get(mid).get("status") == "failed", 20,
@@ -207,7 +209,7 @@ def test_bus_panel_counts_unconsumed_by_selector_and_shows_failures(client, serv
 
 def test_rpc_replies_are_labelled_as_replies_to_their_request(client, server):
     bus = Bus(server, actor="test")
-    msgback = bus.new_reply_selector()
+    msgback = new_reply_selector()
     [request] = bus.send("xtss", {"operation": "get-ous"}, msgback_id=msgback)
     bus.send(msgback, {"result": "ok"})
     bus.send("0123456789abcdef0123456789abcdef", {"result": "late"})   # its request is gone
