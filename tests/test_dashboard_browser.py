@@ -136,7 +136,7 @@ def every_state(server):
 def dashboard_url(couch_url):
     """The dashboard, in this process, on a free port."""
     port = free_port()
-    httpd = make_server("127.0.0.1", port, create_app(couch_url, live=False), threaded=True)
+    httpd = make_server("127.0.0.1", port, create_app(couch_url, live=False, max_wait=30), threaded=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{port}/"
     httpd.shutdown()
@@ -178,7 +178,7 @@ def test_a_browser_that_logged_in_gets_live_updates(server, browser, couch_url):
     delivered_ous(server)
     uid = "uid://X1/X1/Xc2"
     StatusTable(server).reset(PROGID, uid, "PipelineImaging")
-    app = create_app(couch_url, LOGIN=("ann", "s3cret"))
+    app = create_app(couch_url, max_wait=30, LOGIN=("ann", "s3cret"))
     port = free_port()
     httpd = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
