@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from draws import server as embedded, tables
+from draws import dbserver as embedded, tables
 from draws.couch import Server
 from support import ROOT, free_port, wait_for
 
