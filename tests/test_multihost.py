@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from draws import products, tables
-from draws.couch import Server
+from draws.couch import Server, safe_url
 from draws.ous import EXECUTIVE_FLAG, StatusTable
 from support import ADMIN, Actors, free_port, server_url, start_server, wait_for
 
@@ -115,8 +115,14 @@ def sshd(tmp_path):
 
 
 def replication(command, jao, *arcs):
-    res = jao.actors.run("draws", "replication", command, "--jao", jao.url,
-                         *[a for arc in arcs for a in ("--arc", arc.url)])
+    env = {}
+    if ADMIN:   # never on the command line: JAO's from DRAWS_COUCHDB_URL, the ARCs' from a file
+        path = jao.root / "credentials"
+        path.write_text("".join(f"machine {arc.ip} login {ADMIN[0]} password {ADMIN[1]}\n" for arc in arcs))
+        path.chmod(0o600)
+        env["DRAWS_CREDENTIALS_FILE"] = str(path)
+    res = jao.actors.run("draws", "replication", command, "--jao", safe_url(jao.url),
+                         *[a for arc in arcs for a in ("--arc", safe_url(arc.url))], env=env)
     assert res.returncode == 0, res.stderr
     return res.stdout
 
