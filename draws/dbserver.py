@@ -185,6 +185,8 @@ def spawn(url, data_dir, in_memory=False, log_file=None, host=None, die_with_par
                 break
             time.sleep(0.1)
     except Unauthorized:
+        if not admin:   # closed to anonymous clients: nothing more to look at
+            return proc
         stop_process(proc.pid)
         raise ConfigError(f"the {server.name} in {data_dir} has another password for the URL's "
                           "user (its admins are kept in its folder)") from None
