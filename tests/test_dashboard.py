@@ -9,8 +9,8 @@ import pytest
 
 from dashboard import create_app
 from draws import archive, products, tables
-from draws import server as embedded
 from draws.archive import Delivery, Metadata, Ngas, Reports
+from draws.couch import safe_url
 from draws.bus import Bus
 from draws.history import populate_scale
 from draws.timestamps import timestamp
@@ -18,7 +18,7 @@ from draws.exceptions import InvalidRequest
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
 from draws.receiver import Receiver
 from draws.rpc import new_reply_selector
-from support import free_port, wait_for
+from support import free_port, server_url, start_server, wait_for
 
 PROGID = "2015.1.00657.S"
 UID = "uid://X1/X1/Xb0"
@@ -244,18 +244,18 @@ def test_everything_shown_is_escaped(client, server):
 
 
 def test_couchdb_down_is_said_plainly_and_recovers(tmp_path):
-    url = f"http://127.0.0.1:{free_port()}"
+    url = server_url()
     app = create_app(url, max_wait=0.3)
     client = app.test_client()
     page = client.get("/")
     html = html_of(page)
     assert page.status_code == 503
-    assert "CouchDB is not answering" in html and url in html and "Traceback" not in html
+    assert "CouchDB is not answering" in html and safe_url(url) in html and "Traceback" not in html
     api = client.get("/api/overview")
     assert api.status_code == 503 and api.get_json()["couchdb"]["up"] is False
     assert client.get("/api/health").status_code == 503
 
-    proc = embedded.spawn(url, tmp_path / "couch", in_memory=True, log_file=tmp_path / "couch.log")
+    proc = start_server(url, tmp_path / "couch", log_file=tmp_path / "couch.log")
     try:
         wait_for(lambda: client.get("/").status_code == 200, 30, what="the dashboard to recover")
         assert client.get("/api/health").get_json()["up"] is True
