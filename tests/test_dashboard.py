@@ -18,7 +18,7 @@ from draws.exceptions import InvalidRequest
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
 from draws.receiver import Receiver
 from draws.rpc import new_reply_selector
-from support import free_port, server_url, start_server, wait_for
+from support import server_url, start_server, wait_for
 
 PROGID = "2015.1.00657.S"
 UID = "uid://X1/X1/Xb0"
