@@ -359,3 +359,12 @@ def test_mixed_ids_and_local_times_keep_order_and_purging(server):
     assert purge(msgq, 3600) == 1
     assert msgq.get_or_none(recent) and not msgq.get_or_none(old_original)
     bus.close()
+
+
+def test_a_report_source_path_names_the_site_whose_cache_it_is():
+    settings = Settings(caches={"JAO": "/data/jao-cache", "EU": "draws@arc-host:/data/eu-cache/",
+                                "NA": "na-host:/data/cache", "EA": "ea-host:/data/cache"})
+    assert settings.site_of_cache("/data/eu-cache") == "EU"          # the path part of user@host:path
+    assert settings.site_of_cache("/data/jao-cache/") == "JAO"
+    assert settings.site_of_cache("/data/cache") is None              # two sites' caches: neither
+    assert settings.site_of_cache("/data") is None
