@@ -23,6 +23,21 @@ RECIPE = "PipelineCalibration"
 LEASE = 30.0   # the bus's lease (draws.bus): an owner is declared gone within 2 of them
 
 
+def listed_and_idle(prompt, uid, title):
+    """Has PROMPT's latest list (TITLE) shown UID, and does it wait for a line? Refresh if idle.
+
+    One refresh at a time: a queue of empty lines would list again after the UID is typed.
+    """
+    log = prompt.log()
+    idle = log.rstrip().endswith("quit):") and len(log) != getattr(prompt, "refreshed_at", None)
+    if idle and uid in log.rsplit(title, 1)[-1]:
+        return True
+    if idle:
+        prompt.refreshed_at = len(log)   # not again before it answered this one
+        prompt.write("\n")
+    return False
+
+
 def process_requests(server, uid):
     return [m for m in server.db(tables.MSGQ).find({"selector": "pipeline.process.EU"})
             if m["body"].get("ousUID") == uid]
@@ -63,7 +78,8 @@ def test_the_same_uid_at_two_dra_prompts_is_assigned_once_and_the_loser_is_told(
     for uid in uids:
         site.status.reset(PROG, uid, RECIPE)
         for dra in prompts:
-            wait_for(lambda: refresh_until(dra, uid), interval=0.3, what=f"{dra.name} to list {uid}")
+            wait_for(lambda: listed_and_idle(dra, uid, "OUSs ready for Pipeline processing"), interval=0.5,
+                     what=f"{dra.name} to list {uid}")
         for dra in prompts:   # as close together as two writes go
             dra.write(f"{uid}\n")
         wait_for(lambda: sum(f"{uid} is Processing at EU." in d.log() or
@@ -219,7 +235,8 @@ def test_two_reviewers_of_one_ous_one_reviews_the_other_is_told(site, actors):
     wait_for(lambda: site.count(tables.REPORTS) == 1, what="the report stored")
     prompts = [actors.start("aqua-qa2.py", env=site.jao, stdin="pipe", name=f"qa2-{i}") for i in (1, 2)]
     for qa2 in prompts:
-        wait_for(lambda: refresh_until(qa2, uid), interval=0.5, what=f"{qa2.name} to list the OUS")
+        wait_for(lambda: listed_and_idle(qa2, uid, "OUSs ready for review"), interval=0.5,
+                 what=f"{qa2.name} to list the OUS")
     for qa2 in prompts:
         qa2.write(f"{uid}\n")
     wait_for(lambda: sum("[F]ail, [P]ass" in q.log() or "is being reviewed" in q.log() or
