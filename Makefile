@@ -4,21 +4,41 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export DRAWS_COUCHDB_URL ?= http://127.0.0.1:5984
 
-.PHONY: install server stop test demo bench clean
+.PHONY: install prerequisites server stop test demo bench clean
 
-install: $(VENV)/.installed node_modules/.installed
+install: prerequisites $(VENV)/.installed node_modules/.installed
 	@# Compiled now, so that a Python started per OUS (Pipeline Driver, Pipeline) does not
 	@# compile our modules again each time (it cannot save them where PYTHONDONTWRITEBYTECODE is set).
 	@$(BIN)/python -m compileall -q draws dashboard
 
+# Each missing tool on one line, with the Debian/Ubuntu package that has it.
+# ssh is needed only for a cache on another host, so its absence is a note.
+prerequisites:
+	@missing=0; \
+	for need in "$(PYTHON) python3" "node nodejs" "npm npm" "rsync rsync"; do \
+	  set -- $$need; \
+	  command -v $$1 >/dev/null 2>&1 || { echo "missing: $$1 (apt-get install $$2)"; missing=1; }; \
+	done; \
+	if command -v $(PYTHON) >/dev/null 2>&1 && ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+	  echo "missing: $(PYTHON)'s venv module (apt-get install python3-venv)"; missing=1; \
+	fi; \
+	command -v ssh >/dev/null 2>&1 || \
+	  echo "note: ssh is missing (apt-get install openssh-client); only a cache on another host needs it"; \
+	exit $$missing
+
 $(VENV)/.installed: pyproject.toml
+	@echo "== Python packages into $(VENV)/ (pip, about half a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --progress-bar off -e '.[test]'
 	touch $@
 
+# Optional packages are left out: PouchDB Server's sqlite3 back end (compiled
+# from C source for minutes) is never used. The on-disk one, leveldown with
+# its prebuilt binary, is a dependency of ours in package.json, so not optional.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@echo "== the embedded server, PouchDB Server, into node_modules/ (npm ci, about 15 s)"
+	npm ci --omit=optional --no-audit --no-fund --loglevel=error
 	touch $@
 
 server: install          ## start the embedded CouchDB-compatible server (no-op if one answers)
@@ -31,10 +51,10 @@ test: install            ## the whole test suite (starts its own servers)
 	$(BIN)/python -m pytest
 
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000
-	$(BIN)/python -m draws demo
+	$(BIN)/python tools/demo.py
 
 bench: install $(VENV)/.bench  ## measurements; writes BENCHMARKS.md and docs/bench-*.png
-	$(BIN)/python -m draws.benchmarks
+	$(BIN)/python tools/bench.py
 
 $(VENV)/.bench: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench]'

@@ -8,7 +8,9 @@ half-written directory. Names come from messages and are checked with
 """
 
 import functools
+import html
 import http.server
+import io
 import logging
 import os
 import re
@@ -16,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import threading
+import urllib.parse
 import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -196,8 +199,24 @@ def _check_members(members, stem, zip_name):
 
 # -- serving the cache over HTTP
 
+# Every answer is sandboxed (no script runs, no cookie or storage of the
+# cache's origin) and typed only as it says: a file that a message put in
+# the cache (an .html or .svg of anyone's choosing) is shown, never run.
+SECURITY_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Files and directory listings of the cache folder, and nothing outside it."""
+    """What a person needs from the cache: the list of weblogs and each weblog,
+    the products directories (the dashboard links them) and their files.
+
+    Nothing outside the cache folder, no hidden (half-written) name, and no
+    listing of the cache's top (it goes to weblogs/) or inside a weblog.
+    """
+
+    def end_headers(self):
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
 
     def send_head(self):
         real = os.path.realpath(self.translate_path(self.path))
@@ -205,7 +224,35 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if real != root and not real.startswith(root + os.sep):
             self.send_error(404, "Not in the cache")
             return None
+        if any(part.startswith(".") for part in os.path.relpath(real, root).split(os.sep)
+               if part != "."):
+            self.send_error(404, "Not in the cache")
+            return None
+        if real == root:
+            self.send_response(302)
+            self.send_header("Location", f"/{WEBLOGS}/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         return super().send_head()
+
+    def list_directory(self, path):
+        relative = Path(os.path.relpath(os.path.realpath(path), os.path.realpath(self.directory)))
+        if relative.parts[:1] == (WEBLOGS,) and len(relative.parts) > 1:
+            self.send_error(404, "No listing inside a weblog: open its index.html")
+            return None
+        names = sorted(entry.name + ("/" if entry.is_dir() else "")
+                       for entry in os.scandir(path) if not entry.name.startswith("."))
+        title = html.escape(f"/{relative.as_posix()}/")
+        items = "".join(f'<li><a href="{urllib.parse.quote(name)}">{html.escape(name)}</a></li>'
+                        for name in names)
+        page = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
+                f"<body><h1>{title}</h1><ul>{items}</ul></body></html>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        return io.BytesIO(page)
 
     def log_message(self, fmt, *args):
         log.debug("%s %s", self.address_string(), fmt % args)

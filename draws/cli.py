@@ -1,5 +1,6 @@
 """Operator tools: `python -m draws COMMAND` (see --help)."""
 
+import functools
 import json
 import os
 import sys
@@ -8,7 +9,6 @@ import click
 
 from . import rpc
 from . import server as embedded
-from .demo import main as demo_main
 from .couch import safe_url
 from .exceptions import InvalidRequest
 from .runtime import Context, run_main
@@ -109,7 +109,7 @@ def purge(older_than):
 
     Unconsumed, in-progress and failed messages are kept whatever their age.
     """
-    from .bus import purge as purge_messages
+    from .retention import purge as purge_messages
     from . import tables
     seconds = _duration(older_than)
     ctx = Context.start("purge")
@@ -122,26 +122,49 @@ def replication():
     """CouchDB replication between JAO and its ARCs (see MULTIHOST.md)."""
 
 
+def _without_credentials(ctx, param, value):
+    """Refuse a URL carrying credentials: on a command line everyone sees them."""
+    from .couch import split_credentials
+    from .replication import CREDENTIALS_HELP
+    for url in value if isinstance(value, tuple) else (value,):
+        if url and split_credentials(url)[1]:
+            raise click.BadParameter(
+                f"{safe_url(url)}: refused, it carries credentials, which on a command line every "
+                f"user of this host sees (ps) and the shell's history keeps; {CREDENTIALS_HELP}.")
+    return value
+
+
 def _sites(fn):
-    fn = click.option("--arc", "arcs", multiple=True, required=True, metavar="URL",
-                      help="An ARC's CouchDB, as JAO's server reaches it (repeat for several ARCs).")(fn)
-    return click.option("--jao", required=True, metavar="URL",
-                        help="JAO's CouchDB, as the ARCs' servers reach it.")(fn)
+    """--jao and --arc options; the command gets them with their credentials added."""
+    @functools.wraps(fn)
+    def with_credentials(jao, arcs):
+        from . import config
+        from .replication import authenticated
+        settings = config.load()
+        return fn(authenticated(jao, settings), [authenticated(arc, settings) for arc in arcs])
+    with_credentials = click.option(
+        "--arc", "arcs", multiple=True, required=True, metavar="URL", callback=_without_credentials,
+        help="An ARC's CouchDB, as JAO's server reaches it (repeat for several ARCs).")(with_credentials)
+    return click.option("--jao", required=True, metavar="URL", callback=_without_credentials,
+                        help="JAO's CouchDB, as the ARCs' servers reach it.")(with_credentials)
 
 
 @replication.command()
-@_sites
 @run_main("replication")
+@_sites
 def setup(jao, arcs):
-    """Create the persistent pull replications (idempotent)."""
+    """Create the persistent pull replications (idempotent).
+
+    Credentials come from DRAWS_COUCHDB_URL or the credentials file, never the command line.
+    """
     from . import replication as rep
     for puller, rid, what in rep.setup(jao, arcs):
         click.echo(f"{what:8} {rid:45} at {safe_url(puller)}")
 
 
 @replication.command()
-@_sites
 @run_main("replication")
+@_sites
 def status(jao, arcs):
     """Each replication's state and how many documents its target still lacks."""
     from . import replication as rep
@@ -152,13 +175,10 @@ def status(jao, arcs):
 
 
 @replication.command()
-@_sites
 @run_main("replication")
+@_sites
 def teardown(jao, arcs):
     """Remove the replications that `setup` created."""
     from . import replication as rep
     for puller, rid in rep.teardown(jao, arcs):
         click.echo(f"removed  {rid:45} at {safe_url(puller)}")
-
-
-cli.add_command(demo_main, name="demo")

@@ -34,6 +34,7 @@ class Settings:
     failure_rate: float = 0.1
     seed: int = None
     rpc_timeout: float = 300.0   # patient: a reply may cross a replication link that is down
+    credentials_file: str = None   # netrc-style, for other sites' servers (None: ~/.netrc)
 
     def require(self, *names):
         """Raise a ConfigError naming the first missing setting."""
@@ -110,6 +111,8 @@ def load(env=None):
         s.caches[s.location] = s.local_cache
     if raw.get("couchdb_url"):
         s.couchdb_url = str(raw["couchdb_url"]).rstrip("/")
+    if raw.get("credentials_file"):
+        s.credentials_file = str(raw["credentials_file"])
     if raw.get("delay_scale") not in (None, ""):
         s.delay_scale = _number("delay_scale", raw["delay_scale"], float, 0)
     if raw.get("failure_rate") not in (None, ""):

@@ -1,4 +1,4 @@
-// Starts PouchDB Server (node_modules/pouchdb-server) with two fixes, and
+// Starts PouchDB Server (node_modules/pouchdb-server) with four fixes, and
 // a request counter for `make bench`.
 //
 // 1. PouchDB Server 4.2.0 never ends a continuous _changes feed whose
@@ -11,6 +11,14 @@
 //    on disk (an lstat of each): a tenth of the server's time on a GET.
 //    Here databases do not report their size on disk (nothing in DRAWS
 //    reads it; CouchDB's "sizes" are simply absent).
+// 3. A Mango selector may put $or, $and, $nor or $not under a field, as
+//    CouchDB allows and the original mockup's AQUA Batch Helper does
+//    (PouchDB Server answered 400 "unknown operator"), and $ne or $regex
+//    under a top-level $or works: see pouchdb-selectors.js.
+// 4. With an admin configured, every request without valid credentials
+//    but `GET /` gets 401 (PouchDB Server answered _find, _bulk_get,
+//    _all_dbs, _utils ... to anyone), and a refused request can no longer
+//    wedge the server: see pouchdb-security.js.
 //
 // Everything else is the unchanged server, with the unchanged command line:
 //
@@ -28,8 +36,24 @@ const path = require("path");
 const root = path.join(__dirname, "..", "node_modules");
 const serverDir = path.dirname(require.resolve("pouchdb-server/package.json", { paths: [root] }));
 const expressPouchDBFile = require.resolve("express-pouchdb", { paths: [serverDir] });
-const routeFile = require.resolve("express-pouchdb/lib/routes/changes.js", { paths: [serverDir] });
-const addChangesRoute = require(routeFile);
+const expressPouchDBDir = path.dirname(path.dirname(expressPouchDBFile));
+const lib = path.join(expressPouchDBDir, "lib");
+const security = require("./pouchdb-security.js");
+const selectors = require("./pouchdb-selectors.js");
+const selectorCore = require(require.resolve("pouchdb-selector-core", {
+  paths: [path.dirname(require.resolve("pouchdb-find", { paths: [expressPouchDBDir] }))],
+}));
+
+// Before any module of express-pouchdb takes these functions from it.
+Object.assign(require(path.join(lib, "create-or-delete-dbs.js")), security.databaseCache());
+const utils = require(path.join(lib, "utils.js"));
+
+// Has express-pouchdb's module FILE (in lib/) export CHANGE(its exports).
+function patchModule(file, change) {
+  const fullPath = path.join(lib, file);
+  const original = require(fullPath);
+  require.cache[fullPath].exports = change(original);
+}
 
 // Ends the feeds a _changes request opened once its connection closes.
 function endFeedsOnHangUp(handler) {
@@ -55,6 +79,39 @@ function endFeedsOnHangUp(handler) {
   };
 }
 
+// Lifts $or & co. out of fields before PouchDB reads the selector.
+function acceptFieldCombinations(handler) {
+  return function (req, res, next) {
+    if (req.body && req.body.selector) {
+      try {
+        req.body.selector = selectors.liftCombinations(req.body.selector);
+      } catch (err) {
+        return utils.sendError(res, err, 400);
+      }
+    }
+    return handler(req, res, next);
+  };
+}
+
+// Has the routes file FILE of express-pouchdb register its GET and POST
+// routes with their last handler wrapped by WRAP(handler, route).
+function wrapRoutes(file, wrap) {
+  patchModule(path.join("routes", file), function (addRoutes) {
+    return function (app) {
+      const routes = Object.create(app);
+      ["get", "post"].forEach(function (verb) {
+        routes[verb] = function (route) {
+          const handlers = Array.prototype.slice.call(arguments, 1);
+          return app[verb].apply(app, [route].concat(handlers.map(function (h, i) {
+            return i === handlers.length - 1 ? wrap(h, route) : h;
+          })));
+        };
+      });
+      return addRoutes(routes);
+    };
+  });
+}
+
 const makeApp = require(expressPouchDBFile);
 require.cache[expressPouchDBFile].exports = function (startPouchDB, opts) {
   if (startPouchDB && !startPouchDB.defaults) {   // called with the options only
@@ -67,18 +124,22 @@ require.cache[expressPouchDBFile].exports = function (startPouchDB, opts) {
   return startPouchDB ? makeApp(startPouchDB, opts) : makeApp(opts);
 };
 
-require.cache[routeFile].exports = function (app) {
-  const routes = Object.create(app);
-  ["get", "post"].forEach(function (verb) {
-    routes[verb] = function (route) {
-      const handlers = Array.prototype.slice.call(arguments, 1);
-      return app[verb].apply(app, [route].concat(handlers.map(function (h, i) {
-        return i === handlers.length - 1 ? endFeedsOnHangUp(h) : h;
-      })));
-    };
-  });
-  return addChangesRoute(routes);
+const massageSelector = selectorCore.massageSelector;
+selectorCore.massageSelector = function (selector) {
+  return selectors.listNestedOperands(massageSelector(selector), false);
 };
+
+// Right after the middleware that finds who is asking.
+patchModule(path.join("routes", "authentication.js"), function (addAuthentication) {
+  return function (app) {
+    addAuthentication(app);
+    app.use(security.closedToAnonymous(app));
+  };
+});
+wrapRoutes("changes.js", endFeedsOnHangUp);
+wrapRoutes("find.js", function (handler, route) {
+  return /\/_(find|explain)$/.test(route) ? acceptFieldCombinations(handler) : handler;
+});
 
 const countFile = process.env.DRAWS_REQUEST_COUNT_FILE;
 if (countFile) {

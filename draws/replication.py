@@ -14,12 +14,17 @@ and receivers act on the winner only: a message is never handled twice
 because only the destination site's receivers ever claim it.
 """
 
+import netrc
 import re
+import stat
 import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from . import tables
+from .exceptions import ConfigError
 from .timestamps import timestamp
-from .couch import Server, safe_url
+from .couch import Server, safe_url, split_credentials
 
 PULLED_BY_ARCS = (tables.DELIVERY, tables.NGAS, tables.REPORTS, tables.METADATA, tables.STATUS)
 REPLICATOR = "_replicator"
@@ -27,6 +32,48 @@ REPLICATOR = "_replicator"
 
 def _label(url):
     return re.sub(r"[^A-Za-z0-9]+", "_", safe_url(url).split("://", 1)[-1]).strip("_")
+
+
+# -- credentials: from the environment or a file, never from a command line
+
+CREDENTIALS_HELP = (
+    "give the URL without them: a server's credentials are taken from DRAWS_COUCHDB_URL "
+    "when it names the same server, else from the credentials file (~/.netrc, or the file "
+    "named by DRAWS_CREDENTIALS_FILE; readable by you only) with a line "
+    "'machine HOST login USER password PASSWORD' (see MULTIHOST.md)")
+
+
+def _server_key(url):
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"https": 443}.get(parts.scheme, 80)
+
+
+def _from_file(path, host):
+    """(user, password) for HOST in the netrc-style file PATH, or None."""
+    explicit = path is not None
+    path = Path(path) if explicit else Path.home() / ".netrc"
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"DRAWS_CREDENTIALS_FILE names {path}, which does not exist")
+        return None
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path} holds passwords but others may read it: chmod 600 {path}")
+    try:
+        found = netrc.netrc(str(path)).authenticators(host)
+    except netrc.NetrcParseError as exc:
+        raise ConfigError(f"{path} is not a valid credentials file: {exc.msg} (line {exc.lineno})") from None
+    return (found[0], found[2]) if found else None
+
+
+def authenticated(url, settings):
+    """URL with its server's credentials from the environment or the credentials file."""
+    env_url, env_auth = split_credentials(settings.couchdb_url)
+    auth = env_auth if env_auth and _server_key(env_url) == _server_key(url) else \
+        _from_file(settings.credentials_file, urlsplit(url).hostname)
+    if not auth or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{quote(auth[0], safe='')}:{quote(auth[1], safe='')}@{rest}"
 
 
 def plan(jao_url, arc_urls):

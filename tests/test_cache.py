@@ -5,10 +5,12 @@ import logging
 import stat
 import urllib.request
 import zipfile
+from urllib.parse import quote
 
 import pytest
 
-from draws import config, pipeline
+from draws import config
+from draws.actors.pipeline import Pipeline
 from draws.actors.replicator import Replicator
 from draws.archive import Ngas
 from draws.bus import Bus
@@ -37,7 +39,7 @@ def make_zip(path, entries):
 
 def run_pipeline(env, workdir):
     """A real Pipeline run (no delay); returns its products directory."""
-    return pipeline.run(config.load(env), workdir, PROGID, UID, "PipelineImaging", TS)
+    return Pipeline(config.load(env), workdir, PROGID, UID, "PipelineImaging", TS).run()
 
 
 def test_weblog_expands_once_into_its_own_folder(tmp_path):
@@ -138,6 +140,49 @@ def test_http_serves_the_cache_and_nothing_else(tmp_path):
         httpd.server_close()
 
 
+def test_http_shows_what_a_person_needs_sandboxed_and_never_sniffed(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    cache.expand_weblog(make_zip(tmp_path / f"{STEM}.zip", {
+        f"{STEM}/index.html": "<h1>weblog</h1>", f"{STEM}/stage1/plot.svg": "<svg/>"}))
+    products = cache.root / PRODUCTS_DIR
+    (products / "SOUS").mkdir(parents=True)
+    (products / "a<script>.txt").write_text("x")
+    (cache.root / "page.html").write_text("<script>alert(1)</script>")   # as a cached.JAO message may put
+    (cache.root / f".{PRODUCTS_DIR}.part-1234").mkdir()                     # half-written
+    (cache.weblogs / f".{STEM}.part-1234").mkdir()
+    httpd = serve(cache.root, port=0)
+    conn = http.client.HTTPConnection("127.0.0.1", httpd.server_port, timeout=10)
+
+    def fetch(path):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read().decode(errors="replace")
+        assert resp.getheader("Content-Security-Policy") == "sandbox", path
+        assert resp.getheader("X-Content-Type-Options") == "nosniff", path
+        return resp.status, resp, body
+    try:
+        status, resp, _ = fetch("/")                        # the top is not listed: weblogs/ is
+        assert status == 302 and resp.getheader("Location") == "/weblogs/"
+        status, _, listing = fetch("/weblogs/")
+        assert status == 200 and f'href="{quote(STEM)}/"' in listing and ".part" not in listing
+        status, resp, page = fetch(f"/weblogs/{STEM}/index.html")
+        assert status == 200 and page == "<h1>weblog</h1>" and resp.getheader("Content-Type") == "text/html"
+        assert fetch(f"/weblogs/{STEM}/")[2] == "<h1>weblog</h1>"
+        assert fetch(f"/weblogs/{STEM}/stage1/plot.svg")[0] == 200
+        assert fetch(f"/weblogs/{STEM}/stage1/")[0] == 404  # no listing inside a weblog
+        status, _, listing = fetch(f"/{PRODUCTS_DIR}/")      # the dashboard links it
+        assert status == 200 and 'href="SOUS/"' in listing and "a&lt;script&gt;.txt" in listing
+        assert "<script>" not in listing
+        assert fetch("/page.html")[0] == 200                # shown, sandboxed: its script never runs
+        for hidden in (f"/.{PRODUCTS_DIR}.part-1234/", f"/weblogs/.{STEM}.part-1234/"):
+            assert fetch(hidden)[0] == 404, hidden
+        assert fetch("/no-such-file")[0] == 404
+    finally:
+        conn.close()
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_replicator_pulls_expands_archives_and_refuses_bad_names(env, server, actors, tmp_path):
     eu, jao = tmp_path / "eu-cache", tmp_path / "jao-cache"
     run_pipeline(env, eu)
@@ -190,7 +235,7 @@ def test_two_ouss_run_at_the_same_millisecond_share_one_products_directory(env, 
     at the site that pulls it (found by the 500-OUS soak: the second was dropped)."""
     settings = config.load(env)
     other = "uid://X1/X1/Xb1"
-    runs = [pipeline.run(settings, tmp_path / f"work-{n}", PROGID, uid, "PipelineImaging", TS)
+    runs = [Pipeline(settings, tmp_path / f"work-{n}", PROGID, uid, "PipelineImaging", TS).run()
             for n, uid in enumerate((UID, other))]
     assert runs[0].name == runs[1].name == PRODUCTS_DIR
     arc, jao = Cache(tmp_path / "arc"), Cache(tmp_path / "jao")

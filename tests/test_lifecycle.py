@@ -128,8 +128,8 @@ def test_one_ous_through_the_prompts_to_delivered(site, actors):
     for port in (site.jao_port, site.eu_port):
         page = requests.get(f"http://127.0.0.1:{port}/weblogs/{stem}/index.html", timeout=10)
         assert page.status_code == 200 and UID in page.text
-    listing = requests.get(f"http://127.0.0.1:{site.jao_port}/", timeout=10)
-    assert pdir in listing.text
+    listing = requests.get(f"http://127.0.0.1:{site.jao_port}/{pdir}/", timeout=10)   # the dashboard's link
+    assert listing.status_code == 200 and "SOUS/" in listing.text
 
 
 def test_pipeline_failure_then_launch_again(site, actors):

@@ -43,7 +43,7 @@ def test_the_launcher_counts_requests_and_keeps_the_admins_settings(tmp_path):
     from support import wait_for
     data = tmp_path / "couch"
     data.mkdir()
-    (data / "config.json").write_text('{"admins": {"someone": "-pbkdf2-x"}, "log": {"level": "info"}}')
+    (data / "config.json").write_text('{"admins": {"someone": "pw"}, "log": {"level": "info"}}')
     count = tmp_path / "requests.txt"
     url = f"http://127.0.0.1:{free_port()}"
     proc = embedded.spawn(url, data, env=dict(os.environ, DRAWS_REQUEST_COUNT_FILE=str(count)))
@@ -52,7 +52,7 @@ def test_the_launcher_counts_requests_and_keeps_the_admins_settings(tmp_path):
         settings = json.loads((data / "config.json").read_text())
         assert "someone" in settings["admins"] and settings["log"]["level"] == "info"
         assert settings["log"]["file"] == str(data / "log.txt")
-        server = Server(url, wait=False)
+        server = Server(url.replace("://", "://someone:pw@"), wait=False)
         wait_for(lambda: count.exists(), 10, what="the request count")
         before = int(count.read_text())
         for _ in range(7):
