@@ -29,11 +29,14 @@ def listed_and_idle(prompt, uid, title):
     One refresh at a time: a queue of empty lines would list again after the UID is typed.
     """
     log = prompt.log()
-    idle = log.rstrip().endswith("quit):") and len(log) != getattr(prompt, "refreshed_at", None)
-    if idle and uid in log.rsplit(title, 1)[-1]:
+    latest = log.rsplit(title, 1)[-1]
+    # Idle: its latest list is followed by the question, and it is not the one we asked for
+    # already (the log also holds the actor's own log lines, after the question).
+    idle = "quit):" in latest and log.count(title) != getattr(prompt, "refreshed_at", None)
+    if "quit):" in latest and uid in latest:
         return True
     if idle:
-        prompt.refreshed_at = len(log)   # not again before it answered this one
+        prompt.refreshed_at = log.count(title)   # not again before it answered this one
         prompt.write("\n")
     return False
 
@@ -232,18 +235,20 @@ def test_two_reviewers_of_one_ous_one_reviews_the_other_is_told(site, actors):
     uid = "uid://X1/X1/Xq1"
     site.launch(uid, RECIPE, "EU")
     site.wait_state(uid, "ReadyForReview")
-    wait_for(lambda: site.count(tables.REPORTS) == 1, what="the report stored")
     prompts = [actors.start("aqua-qa2.py", env=site.jao, stdin="pipe", name=f"qa2-{i}") for i in (1, 2)]
+    wait_for(lambda: site.count(tables.REPORTS) == 1, what="the report stored")   # by their background part
     for qa2 in prompts:
         wait_for(lambda: listed_and_idle(qa2, uid, "OUSs ready for review"), interval=0.5,
                  what=f"{qa2.name} to list the OUS")
     for qa2 in prompts:
         qa2.write(f"{uid}\n")
-    wait_for(lambda: sum("[F]ail, [P]ass" in q.log() or "is being reviewed" in q.log() or
-                         "is not ReadyForReview" in q.log() for q in prompts) == 2,
+    wait_for(lambda: sum("[F]ail, [P]ass" in q.log() or
+                         "is not yours to review" in q.log() for q in prompts) == 2,
              what="both prompts to answer")
     reviewing = [q for q in prompts if "[F]ail, [P]ass" in q.log()]
     assert len(reviewing) == 1, [q.log() for q in prompts]
+    loser = next(q for q in prompts if q is not reviewing[0])
+    assert f"is Reviewing at EU by aqua-qa2@" in loser.log() and f":{reviewing[0].pid} " in loser.log()
     reviewing[0].write("P\n")
     site.wait_state(uid, "Delivered")
     assert_delivered(site, uid)
