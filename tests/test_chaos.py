@@ -31,7 +31,7 @@ from test_lifecycle import PROG, assert_delivered
 
 RECIPE = "PipelineCalibration"
 BATCH = 15                     # two batches: 30 OUSs
-EVENTS = 12                    # kills and episodes per batch
+EVENTS = 8                     # kills and episodes per batch
 FINAL = ("Delivered", "ProcessingProblem")
 PROMPTS = ("dra-prompt", "qa2-prompt")
 # Kinds killed with kill -9 (and started again); "driver" is a Pipeline Driver alone.
@@ -66,8 +66,9 @@ class Chaos(Fleet):
 
     def feed_prompts(self, uids):
         """A person at each prompt: a ready OUS's UID to the DRA, a reviewable one (and Pass) to QA2."""
-        ready = [u for u in uids if self.state(u) == "ReadyForProcessing"]
-        review = [u for u in uids if self.state(u) == "ReadyForReview"]
+        states = {d["entityId"]: d["state"] for d in self.status.all()}
+        ready = [u for u in uids if states.get(u) == "ReadyForProcessing"]
+        review = [u for u in uids if states.get(u) == "ReadyForReview"]
         for name, choices, text in (("dra-prompt", ready, "{}\n"), ("qa2-prompt", review, "{}\nP\n")):
             if choices:
                 try:
@@ -97,19 +98,20 @@ class Chaos(Fleet):
 
 
 def launch_batch(chaos, uids):
-    """Launched as people would: with an executive (some by two launchers at once),
-    with a recipe for the DRAs, or bare for the Batch Helper."""
+    """Launched as people would, all at once: with an executive (some by two launchers
+    at once), with a recipe for the DRAs, or bare for the Batch Helper."""
     rng = chaos.rng
+    runs = []
     for uid in uids:
         how = rng.choice(("executive", "executive", "twice", "recipe", "bare"))
-        if how == "twice":
-            pair = [chaos.launch(uid, RECIPE, "EU", wait=False) for _ in range(2)]
-            codes = sorted(p.wait(120) for p in pair)
-            assert codes == [0, 1], (uid, [p.stderr.read() for p in pair])
-        elif how == "executive":
-            chaos.launch(uid, RECIPE, "EU")
+        if how in ("executive", "twice"):
+            runs.append((uid, how, [chaos.launch(uid, RECIPE, "EU", wait=False)
+                                    for _ in range(2 if how == "twice" else 1)]))
         else:
-            chaos.launch(uid, *([RECIPE] if how == "recipe" else []))
+            runs.append((uid, how, [chaos.launch(uid, *([RECIPE] if how == "recipe" else []), wait=False)]))
+    for uid, how, procs in runs:
+        codes = sorted(p.wait(120) for p in procs)
+        assert codes == ([0, 1] if how == "twice" else [0]), (uid, [p.stderr.read() for p in procs])
         chaos.events.append(("launched", uid, how))
 
 
@@ -143,11 +145,10 @@ class FullCache:
 
     def fill(self):
         filler = self.folder / "filler"
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:   # unbuffered: closing it writes nothing more
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError:
                 pass
         return filler
@@ -165,7 +166,7 @@ def chaos_batch(chaos, uids, caches, wanted):
         deadline = time.monotonic() + rng.uniform(0.3, 3.0)
         while time.monotonic() < deadline:
             chaos.feed_prompts(uids)
-            time.sleep(0.2)
+            time.sleep(0.3)
         kind = rng.choice(kinds)
         at = round(time.monotonic() - chaos.t0, 1)
         if kind == "launcher":
