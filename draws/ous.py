@@ -201,6 +201,8 @@ class StatusTable:
             if strict and state != doc.get("state") and state not in TRANSITIONS.get(doc.get("state"), ()):
                 raise InvalidRequest(f"{uid}: {doc.get('state')} -> {state} is not a life-cycle transition "
                                      "(xtss.py --lenient allows it)")
+            if state != doc.get("state"):
+                doc.pop("owner", None)   # the original's actors record none: the reconciler leaves it alone
             # Delivered ends the ingestion substates (spec §1).
             _record(doc, state, None if state == "Delivered" else doc.get("substate"))
             if state == "ProcessingProblem":
