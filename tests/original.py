@@ -74,9 +74,13 @@ class OriginalBus:
         return self.call("xtss", body)
 
 
+PLAIN_OPERATIONS = ("set-state", "set-substate", "set-exec", "clear-exec")
+
+
 class OriginalXtss:
     """XTSS as the original's (spec §9): serves ``xtss`` by polling; finds with a Mango
-    $regex on the substate (never matching null); set-state never touches the substate."""
+    $regex on the substate (never matching null); set-state never touches the substate;
+    an operation it does not know gets an error reply."""
 
     def __init__(self, server):
         self.bus = OriginalBus(server)
@@ -104,10 +108,12 @@ class OriginalXtss:
             self.bus.send(doc["msgbackID"], self.serve(body))
 
     def serve(self, body):
-        if body["operation"] == "get-ouss-by-state-substate":
-            return self.status.find({"state": body["state"], "substate": {"$regex": body["substate"]}})
-        ous = self.status.get(ous_id(body["ousUID"]))
         operation, value = body["operation"], body.get("value")
+        if operation == "get-ouss-by-state-substate":
+            return self.status.find({"state": body["state"], "substate": {"$regex": body["substate"]}})
+        if operation not in PLAIN_OPERATIONS:   # 'transition' and 'renew' among them (CONTRACT §9)
+            return {"error": f"unknown operation {operation!r}"}
+        ous = self.status.get(ous_id(body["ousUID"]))
         if operation == "set-state":
             ous["state"] = value
         elif operation == "set-substate":

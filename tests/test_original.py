@@ -95,7 +95,7 @@ def test_the_original_launcher_and_xtss_with_our_actors(server, actors, tmp_path
     null substate gets a recipe though the original XTSS never finds it, and the
     substate ends empty though the original XTSS never empties it."""
     uid = "uid://X1/X1/Xo1"
-    Ours(actors, server, tmp_path, without=("xtss",) if xtss == "original" else ())
+    ours = Ours(actors, server, tmp_path, without=("xtss",) if xtss == "original" else ())
     double = OriginalXtss(server).start() if xtss == "original" else None
     try:
         launch(server, PROG, uid)
@@ -106,8 +106,10 @@ def test_the_original_launcher_and_xtss_with_our_actors(server, actors, tmp_path
         if double:
             double.stop()
     if double:   # our tracker empties the substate itself, before Delivered
-        last = [(b["operation"], b["value"]) for b in double.served if b.get("ousUID") == uid][-3:]
+        last = [(b["operation"], b.get("value")) for b in double.served if b.get("ousUID") == uid][-3:]
         assert last == [("clear-exec", None), ("set-substate", ""), ("set-state", "Delivered")]
+        log = ours.log("data-tracker")
+        assert log.count("XTSS lacks guarded transitions") == 1 and "WARNING" in log
 
 
 def test_the_original_dra_and_qa2_with_our_actors(server, actors, tmp_path):

