@@ -9,9 +9,9 @@ import pytest
 
 from dashboard import create_app
 from draws import archive, products, tables
-from draws import server as embedded
 from draws.actors.cleaner import clear_all
 from draws.archive import Delivery, Metadata, Ngas, Reports
+from draws.couch import safe_url
 from draws.bus import Bus
 from draws.couch import Server
 from draws.history import populate_scale
@@ -20,7 +20,7 @@ from draws.exceptions import InvalidRequest
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
 from draws.receiver import Receiver
 from draws.rpc import new_reply_selector
-from support import free_port, wait_for
+from support import server_url, start_server, wait_for
 
 PROGID = "2015.1.00657.S"
 UID = "uid://X1/X1/Xb0"
@@ -42,9 +42,17 @@ def html_of(response):
     return response.get_data(as_text=True).replace("<wbr>", "")
 
 
+def logged_in(app):
+    """APP's test client, with the login the dashboard asks for (CouchDB's, on an Apache CouchDB run)."""
+    client = app.test_client()
+    if app.config["LOGIN"]:
+        client.environ_base["HTTP_AUTHORIZATION"] = basic(*app.config["LOGIN"])["Authorization"]
+    return client
+
+
 @pytest.fixture
 def client(couch_url, server):
-    return create_app(couch_url, cache_url=CACHE, live=False, max_wait=30).test_client()   # patient: a shared machine
+    return logged_in(create_app(couch_url, cache_url=CACHE, live=False, max_wait=30))   # patient: a shared machine
 
 
 def delivered_ous(server, uid=UID, missing=()):
@@ -246,18 +254,18 @@ def test_everything_shown_is_escaped(client, server):
 
 
 def test_couchdb_down_is_said_plainly_and_recovers(tmp_path):
-    url = f"http://127.0.0.1:{free_port()}"
+    url = server_url()
     app = create_app(url, max_wait=0.3)
-    client = app.test_client()
+    client = logged_in(app)
     page = client.get("/")
     html = html_of(page)
     assert page.status_code == 503
-    assert "CouchDB is not answering" in html and url in html and "Traceback" not in html
+    assert "CouchDB is not answering" in html and safe_url(url) in html and "Traceback" not in html
     api = client.get("/api/overview")
     assert api.status_code == 503 and api.get_json()["couchdb"]["up"] is False
     assert client.get("/api/health").status_code == 503
 
-    proc = embedded.spawn(url, tmp_path / "couch", in_memory=True, log_file=tmp_path / "couch.log")
+    proc = start_server(url, tmp_path / "couch", log_file=tmp_path / "couch.log")
     try:
         wait_for(lambda: client.get("/").status_code == 200, 30, what="the dashboard to recover")
         assert client.get("/api/health").get_json()["up"] is True
@@ -272,7 +280,7 @@ def test_changes_are_pushed_as_server_sent_events(couch_url, server):
     StatusTable(server).reset(PROGID, UID, "PipelineImaging")
     app = create_app(couch_url, live=True, max_wait=30)
     hub = app.extensions["draws-dashboard"]
-    client = app.test_client()
+    client = logged_in(app)
     try:
         wait_for(lambda: all(hub.follows(t) for t in tables.ALL), 20, what="the feeds to start")
         assert client.get("/api/overview").get_json()["lifecycle"][1]["count"] == 1  # now cached
@@ -298,7 +306,7 @@ def test_1000_ouss_and_10000_messages_are_counted_and_capped(couch_url, server):
     """Scale (issue #4): every count right, every list capped; prints the times (their goals: make bench)."""
     populate_scale(server, UID)
     indexes_up_to_date(couch_url)
-    plain = create_app(couch_url, live=False).test_client()
+    plain = logged_in(create_app(couch_url, live=False))
     assert plain.get("/").status_code == 200
     started = time.perf_counter()
     assert plain.get("/").status_code == 200
@@ -306,7 +314,7 @@ def test_1000_ouss_and_10000_messages_are_counted_and_capped(couch_url, server):
 
     app = create_app(couch_url, live=True, max_wait=30)
     hub = app.extensions["draws-dashboard"]
-    client = app.test_client()
+    client = logged_in(app)
     try:
         wait_for(lambda: all(hub.follows(t) for t in tables.ALL), 30, what="the feeds to start")
         timings = []
@@ -409,7 +417,7 @@ def test_a_malformed_document_never_breaks_a_page(client, server, table, doc):
     ("127.0.0.1", {"TRUSTED_HOSTS": ["dash.example"]}, 400),
 ])
 def test_the_host_header_must_name_what_the_dashboard_serves(couch_url, server, host, config, status):
-    client = create_app(couch_url, live=False, max_wait=30, **config).test_client()
+    client = logged_in(create_app(couch_url, live=False, max_wait=30, **config))
     for path in ("/", "/api/overview", "/static/dashboard.css"):
         page = client.get(path, headers={"Host": host})
         assert page.status_code == status, path
@@ -436,13 +444,13 @@ def test_a_login_is_asked_for_when_configured(couch_url, server, headers, status
 
 
 def test_the_login_is_couchdbs_when_its_url_has_credentials(couch_url):
-    url = couch_url.replace("http://", "http://ann:p%40ss@")
+    url = safe_url(couch_url).replace("http://", "http://ann:p%40ss@")
     app = create_app(url, live=False, max_wait=0.1)
     assert app.config["LOGIN"] == ("ann", "p@ss")
     client = app.test_client()
     assert client.get("/api/health").status_code == 401
     assert client.get("/api/health", headers=basic("ann", "p@ss")).status_code in (200, 503)
-    assert create_app(couch_url, live=False).config["LOGIN"] is None
+    assert create_app(safe_url(couch_url), live=False).config["LOGIN"] is None
 
 
 # -- an archive's worth of OUSs (issue 17): the newest of what is done, paged, and a search
