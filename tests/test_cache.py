@@ -14,8 +14,8 @@ from draws.actors.pipeline import Pipeline
 from draws.actors.replicator import Replicator
 from draws.archive import Ngas
 from draws.bus import Bus
-from draws.cache import Cache, CacheFull, TransferError, serve
-from draws.exceptions import InvalidRequest
+from draws.cache import Cache, TransferError, serve
+from draws.exceptions import InvalidRequest, StorageError
 from draws.runtime import Context
 from support import fill, free_port, small_filesystem, wait_for
 
@@ -259,12 +259,12 @@ def test_a_full_cache_says_so_and_keeps_nothing_half_written(env, tmp_path):
     with small_filesystem(tmp_path / "small") as small:
         cache = Cache(small, site="EU")
         filler = fill(small)
-        with pytest.raises(CacheFull) as copied:
+        with pytest.raises(StorageError) as copied:
             cache.add(made)
         assert str(copied.value).startswith(f"no space left in the EU cache at {small}")
-        with pytest.raises(CacheFull) as pulled:
-            cache.pull(source.root, made.name, is_dir=True)
+        with pytest.raises(StorageError) as pulled:
+            cache.pull(str(source.root), made.name, is_dir=True)
         assert f"no space left in the EU cache at {small}" in str(pulled.value)
         assert sorted(p.name for p in small.iterdir()) == ["filler", "weblogs"]
         filler.unlink()
-        assert cache.add(made).is_dir() and cache.pull(source.root, made.name, is_dir=True).is_dir()
+        assert cache.add(made).is_dir() and cache.pull(str(source.root), made.name, is_dir=True).is_dir()
