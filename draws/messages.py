@@ -34,9 +34,13 @@ FIND = "get-ouss-by-state-substate"
 OPERATIONS = ("set-state", "set-substate", "set-exec", "clear-exec", FIND)
 
 
-def xtss_set(operation, uid, value=None):
-    """A set-state, set-substate, set-exec or clear-exec request (VALUE ignored by clear-exec)."""
-    return XTSS_SELECTOR, {"operation": operation, "ousUID": uid, "value": value}
+def xtss_set(operation, uid, value=None, reason=None):
+    """A set-state, set-substate, set-exec or clear-exec request (VALUE ignored by clear-exec).
+    REASON (beyond the original: a sentence saying why) goes with a set-state."""
+    body = {"operation": operation, "ousUID": uid, "value": value}
+    if reason:
+        body["reason"] = reason
+    return XTSS_SELECTOR, body
 
 
 def xtss_find(state, substate=".*"):

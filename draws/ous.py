@@ -19,6 +19,7 @@ INGESTION_SUBSTATES = ("IngestionTriggered", "AnalyzingProducts", "IngestingProd
                        "ProductsIngested")
 
 EXECUTIVE_FLAG = "PL_PROCESSING_EXECUTIVE"
+MAX_REASON = 1000   # characters kept of a reason given for a state
 
 # Allowed transitions, enforced only by `xtss.py --strict` (spec §1).
 TRANSITIONS = {
@@ -29,7 +30,8 @@ TRANSITIONS = {
     "ReadyForReview": {"Reviewing"},
     "Reviewing": {"ReadyForProcessing", "Verified", "ReadyForReview"},
     "Verified": {"DeliveryInProgress"},
-    "DeliveryInProgress": {"Delivered"},
+    # Products that never reach the archive's cache end an ingestion (draws.actors.ingestor).
+    "DeliveryInProgress": {"Delivered", "ProcessingProblem"},
     "Delivered": set(),
 }
 
@@ -117,14 +119,17 @@ class StatusTable:
         except NotFound:
             raise NotFound(f"no OUS {uid}", 404) from None
 
-    def set_state(self, uid, state, strict=False):
+    def set_state(self, uid, state, strict=False, reason=None):
+        """Move UID to STATE; REASON (why, in a sentence) is kept in its history and, for
+        ProcessingProblem, as its ``problem`` until it leaves that state."""
         check_state(state)
+        reason = check_reason(reason)
 
         def edit(doc):
             if strict and state not in TRANSITIONS.get(doc.get("state"), ()):
                 raise InvalidRequest(f"{uid}: {doc.get('state')} -> {state} is not a life-cycle transition")
             # Delivered ends the ingestion substates (spec §1).
-            _record(doc, state, None if state == "Delivered" else doc.get("substate"))
+            _record(doc, state, None if state == "Delivered" else doc.get("substate"), reason)
         return self._change(uid, edit)
 
     def set_substate(self, uid, substate):
@@ -163,7 +168,20 @@ class StatusTable:
         return [d for d in self.db.find({"entityId": {"$gt": None}})]
 
 
-def _record(doc, state, substate):
+def check_reason(reason):
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidRequest(f"a reason is a sentence (a string), not {show(reason)}")
+    return reason and reason[:MAX_REASON]
+
+
+def _record(doc, state, substate, reason=None):
     now = timestamp()
     doc.update(state=state, substate=substate, timestamp=now)
-    doc.setdefault("history", []).append({"state": state, "substate": substate, "timestamp": now})
+    entry = {"state": state, "substate": substate, "timestamp": now}
+    if reason:
+        entry["reason"] = reason
+    doc.setdefault("history", []).append(entry)
+    if state == "ProcessingProblem" and reason:
+        doc["problem"] = reason
+    elif state != "ProcessingProblem":
+        doc.pop("problem", None)

@@ -138,8 +138,8 @@ def small_filesystem(path, size="2m"):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def fill(folder):
-    """Fill FOLDER's filesystem to the last byte; returns the file to delete to free it."""
+def fill(folder, leave=0):
+    """Fill FOLDER's filesystem but LEAVE bytes; returns the file to delete to free it."""
     filler = Path(folder) / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
     try:
@@ -150,4 +150,6 @@ def fill(folder):
             raise
     finally:
         os.close(fd)
+    if leave:
+        os.truncate(filler, max(0, filler.stat().st_size - leave))
     return filler

@@ -64,8 +64,9 @@ def test_the_eu_cache_full_puts_the_ous_in_processing_problem_and_a_later_run_wo
         launch(actors, uid, "EU")
         reason = wait_for(lambda: problem(status, uid), 120, what=f"{uid} in ProcessingProblem")
         assert f"no space left in the EU cache at {eu_cache}" in reason
-        (request,) = requests_for(server, uid)
-        assert request["status"] == "failed" and "no space left in the EU cache" in request["error"]
+        (request,) = wait_for(lambda: [m for m in requests_for(server, uid) if m.get("status") == "failed"],
+                              30, what="the request failed")
+        assert "no space left in the EU cache" in request["error"]
         assert "Traceback" not in torque.log()
         assert not hidden_leftovers(eu_cache)   # nothing half-copied stays, taking space
 
@@ -79,7 +80,7 @@ def test_no_space_in_the_pipelines_working_folder_is_a_processing_problem(actors
     status = StatusTable(server)
     uid = "uid://X1/X1/Xwork"
     with small_filesystem(tmp_path / "scratch") as scratch:
-        filler = fill(scratch)
+        filler = fill(scratch, leave=8192)   # room for a folder, not for the products
         torque = eu_processing(actors, env, TMPDIR=str(scratch))   # where the run's folder is made
         launch(actors, uid, "EU")
         reason = wait_for(lambda: problem(status, uid), 120, what=f"{uid} in ProcessingProblem")

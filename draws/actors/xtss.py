@@ -27,7 +27,7 @@ class Xtss:
             return ouss
         try:
             if operation == "set-state":
-                self.status.set_state(uid, value, strict=self.strict)
+                self.status.set_state(uid, value, strict=self.strict, reason=body.get("reason"))
             elif operation == "set-substate":
                 self.status.set_substate(uid, value)
             elif operation == "set-exec":
@@ -36,7 +36,8 @@ class Xtss:
                 self.status.clear_flag(uid, EXECUTIVE_FLAG)
         except NotFound as exc:
             raise InvalidRequest(str(exc)) from None
-        self.ctx.log.info("%s %s %s", operation, uid, "" if value is None else value)
+        self.ctx.log.info("%s %s %s%s", operation, uid, "" if value is None else value,
+                          f" ({body['reason'][:200]})" if body.get("reason") else "")
         return messages.OK
 
     def run(self):
