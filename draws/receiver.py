@@ -155,8 +155,11 @@ class Receiver:
             while event is not None:
                 if event[0] == "doc":
                     self._accept(event[1])
-                else:
-                    self._busy.discard(event[1])
+                else:   # a handler is done; with a time if it deferred its message
+                    _, mid, later = event
+                    self._busy.discard(mid)
+                    if later:   # its own change went by while it was busy: look again then
+                        self._leased[mid] = later
                 try:
                     event = self._events.get_nowait()
                 except queue.Empty:
@@ -256,7 +259,7 @@ class Receiver:
     def _work(self, job):
         keeper = threading.Thread(target=self._keep_lease, args=(job,), daemon=True)
         keeper.start()
-        error = deferred = None
+        error = deferred = later = None
         message = Message.from_doc(job.doc)
         try:
             self.handler(message)
@@ -278,7 +281,7 @@ class Receiver:
             reply = message.reply
             try:
                 if deferred is not None:
-                    self._hand_back(job, deferred)
+                    later = self._hand_back(job, deferred)
                 else:
                     self._finish(job, error, None if reply is None else
                                  self.bus.new_message(message.msgback_id, reply))
@@ -286,7 +289,7 @@ class Receiver:
                 log.exception("could not write the outcome of message %s", job.doc["_id"])
             finally:
                 self.handled += 1
-                self._events.put(("done", job.doc["_id"]))
+                self._events.put(("done", job.doc["_id"], later))
 
     def _keep_lease(self, job):
         while not job.finished.wait(self.lease / 3):
@@ -311,14 +314,17 @@ class Receiver:
 
     def _hand_back(self, job, deferred):
         """Give the message back unconsumed, not to be taken before DEFERRED.delay has passed.
-        A deferral is no attempt: ``attempts`` counts receivers that died with it."""
+        A deferral is no attempt: ``attempts`` counts receivers that died with it.
+        Returns the time it may be taken again."""
+        later = time.time() + deferred.delay
         doc = dict(job.doc, consumed=False, status="deferred", attempts=job.doc["attempts"] - 1,
-                   retryAt=at(time.time() + deferred.delay), deferrals=job.doc.get("deferrals", 0) + 1,
+                   retryAt=at(later), deferrals=job.doc.get("deferrals", 0) + 1,
                    deferredSince=job.doc.get("deferredSince") or timestamp(),
                    deferredBecause=str(deferred.reason)[:500])
         for name in ("leaseExpires", "consumedBy", "consumedAt"):
             doc.pop(name, None)
         self._write_outcome(job, doc, [])
+        return later
 
     def _write_outcome(self, job, doc, unsent):
         """Write DOC (the message as handled) and UNSENT (a reply) in one request, unless the

@@ -167,7 +167,7 @@ def test_a_wait_for_products_holds_no_other_ous(server, actors, tmp_path):
     assert status.get(late)["substate"] == "AnalyzingProducts" and not handled(server, waiting)
     make_products(tmp_path / "jao-cache", late)
     wait_for(lambda: status.get(late)["substate"] == "ProductsIngested", 60, what="the late OUS ingested")
-    done = msgq.get(waiting)
+    done = wait_for(lambda: handled(server, waiting) and msgq.get(waiting), 30, what="the message done")
     assert done["status"] == "done" and done["attempts"] == 1 and done["deferrals"] >= 1
     assert msgq.get(other)["status"] == "done"
     history = [h["substate"] for h in status.get(late)["history"]]
@@ -185,6 +185,7 @@ def test_products_that_never_come_end_in_processing_problem_with_the_reason(serv
     folder = tmp_path / "jao-cache" / products_dir(PROG, RUN) / products_path(uid)
     reason = status.get(uid)["problem"]
     assert "5 products never reached" in reason and str(folder) in reason, reason
+    wait_for(lambda: handled(server, mid), 30, what="the message failed")
     doc = server.db("msgq").get(mid)
     assert doc["status"] == "failed" and "5 products never reached" in doc["error"]
     assert ingestor.alive() and "Traceback" not in ingestor.log()
