@@ -24,7 +24,6 @@ import threading
 import urllib.parse
 import uuid
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .exceptions import DrawsError, InvalidRequest, StorageError
@@ -100,15 +99,9 @@ class Cache:
         self.weblogs = self.root / WEBLOGS
         self.weblogs.mkdir(parents=True, exist_ok=True)
 
-    @contextmanager
     def _writing(self, doing):
-        """Turn an OSError while DOING into a StorageError naming this cache."""
-        try:
-            yield
-        except OSError as exc:
-            if exc.errno not in StorageError.ERRNOS:
-                raise
-            raise StorageError.of(exc, self.place, doing) from None
+        """Turn a full disk (or another storage error) while DOING into a StorageError naming us."""
+        return StorageError.wrap(self.place, doing)
 
     def path(self, name):
         return self.root / check_name(name)

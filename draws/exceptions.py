@@ -1,6 +1,7 @@
 """Errors raised by the draws library, each a sentence a person can act on."""
 
 import errno
+from contextlib import contextmanager
 
 
 class DrawsError(Exception):
@@ -63,3 +64,14 @@ class StorageError(DrawsError):
         else:
             head = f"cannot write in {place}"
         return cls(f"{head}: {doing} failed ({exc.strerror or exc})")
+
+    @classmethod
+    @contextmanager
+    def wrap(cls, place, doing):
+        """Turn an OSError of the storage (ERRNOS) while DOING in PLACE into a StorageError."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in cls.ERRNOS:
+                raise
+            raise cls.of(exc, place, doing) from None

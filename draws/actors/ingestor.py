@@ -114,8 +114,9 @@ class Ingestor:
                                        "status": "failed", "body.name": products_dir}, limit=1)
         if not failed:
             return None
-        kind, _, text = failed[0].get("error", "").partition(": ")   # "StorageError: no space..."
-        return f"the products could not be cached here: {text if kind.isidentifier() else failed[0].get('error')}"
+        error = failed[0].get("error", "")
+        kind, _, text = error.partition(": ")   # "StorageError: no space left in ..."
+        return f"the products could not be cached here: {text if kind.isidentifier() else error}"
 
     def run(self):
         """Ingest on every ingest.JAO message; never returns."""

@@ -104,14 +104,11 @@ class Pipeline:
         temp = workdir / f".{name}.part"
         folder = temp / products.products_path(uid)
         try:
-            folder.mkdir(parents=True)
-            self._write(folder, scores, rng)
-            temp.rename(workdir / name)
-        except OSError as exc:
-            if exc.errno not in StorageError.ERRNOS:
-                raise
-            raise StorageError.of(exc, f"the Pipeline's working folder {workdir}",
-                                  f"writing the products of {uid}") from None
+            with StorageError.wrap(f"the Pipeline's working folder {workdir}",
+                                   f"writing the products of {uid}"):
+                folder.mkdir(parents=True)
+                self._write(folder, scores, rng)
+                temp.rename(workdir / name)
         finally:
             shutil.rmtree(temp, ignore_errors=True)   # left only if something above failed
         return workdir / name

@@ -4,9 +4,10 @@
 
 Torque/Maui starts one per ``pipeline.process.<LOC>`` message. The driver
 runs the Pipeline as its own process in a scratch folder; on failure it sets
-ProcessingProblem with the Pipeline's reason; on success it puts the products directory and the weblog
-zip into the local cache, expands the weblog, announces both on ``cached.*``,
-sends the report on ``pipeline.report.JAO`` and sets ReadyForReview.
+ProcessingProblem with the Pipeline's reason; on success it puts the products
+directory and the weblog zip into the local cache, expands the weblog,
+announces both on ``cached.*``, sends the report on ``pipeline.report.JAO``
+and sets ReadyForReview.
 
 Children are started with :func:`spawn`, so that they die with their parent:
 when Torque/Maui is killed its drivers and their Pipelines go too, and the
@@ -96,11 +97,8 @@ class PipelineDriver:
         location = ctx.settings.location
         cache = Cache(ctx.settings.local_cache, site=location)
         run_timestamp = timestamp()
-        scratch = tempfile.gettempdir()
-        try:
+        with StorageError.wrap(f"the scratch folder {tempfile.gettempdir()}", "making the Pipeline's folder"):
             workdir_made = tempfile.TemporaryDirectory(prefix="draws-pipeline-")
-        except OSError as exc:
-            raise StorageError.of(exc, f"the Pipeline's scratch folder {scratch}", "making a folder")
         with workdir_made as workdir:
             ctx.log.info("running the Pipeline on %s (%s, %s)", uid, progid, recipe)
             problem = self._pipeline(workdir, run_timestamp)
