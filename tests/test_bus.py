@@ -264,3 +264,16 @@ def test_a_deferred_message_frees_its_slot_and_comes_back_later(bus, server):
     assert msgq.get(other)["status"] == "done"
     assert [m.id for m in seen].count(late) == 3
     assert [m.id for m in seen].index(other) < len(seen) - 1   # not held behind the late one
+
+
+def test_a_receiver_whose_slots_all_hang_says_so(bus, caplog):
+    release = threading.Event()
+    receiver = Receiver(bus, "hung", lambda message: release.wait(30), concurrency=1, lease=0.5).start()
+    try:
+        (stuck,) = bus.send("hung", {"n": 1})
+        bus.send("hung", {"n": 2})
+        wait_for(lambda: "all 1 handler slot(s) busy" in caplog.text, 30, what="the receiver to say it is stuck")
+    finally:
+        release.set()
+        receiver.stop()
+    assert stuck in caplog.text and "1 message(s) wait" in caplog.text
