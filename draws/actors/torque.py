@@ -26,8 +26,9 @@ class Torque:
 
     def handle(self, message):
         progid, uid, recipe = messages.check_process(message.body)
+        assignment = messages.assignment_of(message.body)
         self.ctx.log.info("starting a Pipeline Driver for %s (%s, %s)", uid, progid, recipe)
-        driver = spawn(command(progid, uid, recipe), stderr=subprocess.PIPE, text=True, errors="replace")
+        driver = spawn(command(progid, uid, recipe, assignment), stderr=subprocess.PIPE, text=True, errors="replace")
         why = None
         for line in driver.stderr:   # its log is ours; its last word, if an error, is the reason
             sys.stderr.write(line)
