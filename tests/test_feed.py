@@ -85,9 +85,9 @@ def test_a_broken_subscriber_does_not_stop_the_others(server):
 def test_a_table_that_lost_its_data_is_followed_again_from_its_new_beginning(tmp_path, caplog):
     """The server wiped and restarted: sequences start again at 0, so the old
     place in the feed would skip every change until the new table caught up."""
-    url = f"http://127.0.0.1:{free_port()}"
+    url = server_url()
     data = tmp_path / "couch"
-    proc = embedded.spawn(url, data, log_file=tmp_path / "couch.log")
+    proc = start_server(url, data, log_file=tmp_path / "couch.log", in_memory=False)
     db = Server(url).db("things")
     db.create()
     lost = []
@@ -109,7 +109,7 @@ def test_a_table_that_lost_its_data_is_followed_again_from_its_new_beginning(tmp
         proc.kill()
         proc.wait()
         shutil.rmtree(data)
-        proc = embedded.spawn(url, data, log_file=tmp_path / "couch.log")
+        proc = start_server(url, data, log_file=tmp_path / "couch.log", in_memory=False)
         wait_for(lambda: db.exists(), 30, what="a follower to make the table again")
         db.put({"_id": "new0"})
         db.put({"_id": "new1"})

@@ -15,10 +15,10 @@ import shutil
 import signal
 from pathlib import Path
 
-from draws import server as embedded, tables
+from draws import tables
 from draws.ous import StatusTable
-from support import Actors, fill, small_filesystem, wait_for
-from test_faults import Fleet, own_couch  # noqa: F401 (fixture)
+from support import fill, small_filesystem, start_server, wait_for
+from test_faults import Fleet, own_couch, own_site  # noqa: F401 (fixture)
 from test_lifecycle import PROG, assert_delivered
 
 RECIPE = "PipelineCalibration"
@@ -127,11 +127,7 @@ def test_the_jao_cache_full_ends_in_processing_problem_holding_no_other_ous(acto
 # -- the server lost its data
 
 def test_a_server_that_lost_its_data_is_noticed_and_the_site_serves_again(env, tmp_path, own_couch):  # noqa: F811
-    server_url = own_couch["url"]
-    group = Actors(dict(env, DRAWS_COUCHDB_URL=server_url), tmp_path)
-    from draws.couch import Server
-    server = Server(server_url, max_wait=30)
-    tables.ensure(server)
+    group, server = own_site(env, tmp_path, own_couch["url"])
     try:
         fleet = Fleet(group, env, server)
         before = [f"uid://X1/X1/Xb{i}" for i in range(2)]
@@ -143,7 +139,8 @@ def test_a_server_that_lost_its_data_is_noticed_and_the_site_serves_again(env, t
         own_couch["proc"].send_signal(signal.SIGKILL)
         own_couch["proc"].wait()
         shutil.rmtree(own_couch["data"])   # every table gone, every sequence back to 0
-        own_couch["proc"] = embedded.spawn(server_url, own_couch["data"], log_file=own_couch["log"])
+        own_couch["proc"] = start_server(own_couch["url"], own_couch["data"], log_file=own_couch["log"],
+                                         in_memory=False)
 
         # Nobody but the actors creates the tables now.
         wait_for(lambda: all(server.db(name).exists() for name in tables.ALL), 60,
