@@ -20,8 +20,8 @@ class Client:
             raise Refused(reply[messages.REFUSED])
         return reply
 
-    def set_state(self, uid, state):
-        return self.request(*messages.xtss_set("set-state", uid, state))
+    def set_state(self, uid, state, reason=None):
+        return self.request(*messages.xtss_set("set-state", uid, state, reason))
 
     def set_substate(self, uid, substate):
         return self.request(*messages.xtss_set("set-substate", uid, substate))

@@ -29,7 +29,7 @@ class Replicator:
         self.log = ctx.log
         self.location = ctx.settings.location
         self.caches = dict(ctx.settings.caches, **{k: v for k, v in (caches or {}).items() if v})
-        self.cache = Cache(ctx.settings.local_cache)
+        self.cache = Cache(ctx.settings.local_cache, site=self.location)
         self.ngas = Ngas(ctx.server) if self.location == "JAO" else None
         self.retries = retries
         self.backoff = backoff
