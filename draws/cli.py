@@ -117,6 +117,32 @@ def purge(older_than):
     ctx.log.info("deleted %d handled message(s) older than %s", count, older_than)
 
 
+@cli.command()
+@click.option("--ouss", default=1000, show_default=True, help="Delivered OUSs to write.")
+@click.option("--seed", default=1, show_default=True, help="The same seed writes the same history.")
+@click.option("--days", default=1000.0, show_default=True, help="Over how many days they were delivered.")
+@click.option("--keep-messages", default="7d", show_default=True,
+              help="Write the messages of this last stretch only, as msgq's retention leaves them "
+                   "(90s, 12h, 7d ...; 'all' for every one).")
+@click.option("--force", is_flag=True, help="Write even into tables that hold documents.")
+@run_main("history")
+def history(ouss, seed, days, keep_messages, force):
+    """Fill the tables with OUSS delivered OUSs, as their life cycles would have left them."""
+    import time
+    from .history import generate
+    keep = None if keep_messages == "all" else _duration(keep_messages)
+    ctx = Context.start("history")
+    started = time.monotonic()
+
+    def progress(done):
+        if done % 5000 == 0 or done == ouss:
+            ctx.log.info("%d of %d OUSs (%.0f s)", done, ouss, time.monotonic() - started)
+    written = generate(ctx.server, ouss, seed=seed, days=days, keep_messages=keep, force=force,
+                       progress=progress)
+    ctx.log.info("wrote %s in %.0f s", ", ".join(f"{n} {t}" for t, n in written.items()),
+                 time.monotonic() - started)
+
+
 @cli.group()
 def replication():
     """CouchDB replication between JAO and its ARCs (see MULTIHOST.md)."""
