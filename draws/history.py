@@ -190,7 +190,8 @@ class _LifeCycle:
             run = timestamp()
             scores = {stage: round(rng.uniform(0.5, 1.0), 2) for stage in STAGES}
             name = products_dir(progid, run)
-            weblog = weblog_zip(weblog_stem(uid, run), weblog_html(progid, uid, recipe, run, scores))
+            weblog = weblog_zip(weblog_stem(uid, run), weblog_html(progid, uid, recipe, run, scores),
+                                the_clock.now.timetuple())
             report = messages.report(uid, run, SITE, report_xml(progid, uid, recipe, run, scores), name)
             for message, receiver in ((messages.cached("JAO", "productsdir", SITE, name), "replicated-cache"),
                                       (messages.cached("JAO", "weblog", SITE, weblog_name(uid, run)),
