@@ -35,6 +35,7 @@ class Settings:
     seed: int = None
     rpc_timeout: float = 300.0   # patient: a reply may cross a replication link that is down
     credentials_file: str = None   # netrc-style, for other sites' servers (None: ~/.netrc)
+    msgq_retention: float = 7 * 86400   # seconds handled messages stay in msgq (0: forever)
 
     def require(self, *names):
         """Raise a ConfigError naming the first missing setting."""
@@ -86,6 +87,19 @@ def _number(name, raw, kind, low=None, high=None):
     return value
 
 
+def duration(text):
+    """Seconds in a duration like 90s, 30m, 12h, 7d or 2w (a bare number: seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = str(text).strip()
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError):
+        raise ConfigError(f"{text!r} is not a duration like 90s, 30m, 12h or 7d") from None
+    if value < 0:
+        raise ConfigError(f"{text!r}: a duration is not negative")
+    return value
+
+
 def load(env=None):
     """Settings from the YAML file overlaid with the environment."""
     env = os.environ if env is None else env
@@ -121,4 +135,9 @@ def load(env=None):
         s.seed = _number("seed", raw["seed"], int)
     if raw.get("rpc_timeout") not in (None, ""):
         s.rpc_timeout = _number("rpc_timeout", raw["rpc_timeout"], float, 0.1)
+    if raw.get("msgq_retention") not in (None, ""):
+        try:
+            s.msgq_retention = duration(raw["msgq_retention"])
+        except ConfigError as exc:
+            raise ConfigError(f"DRAWS_MSGQ_RETENTION: {exc}") from None
     return s
