@@ -13,16 +13,19 @@ they take a message (``_handled``) is written here.
 import base64
 import contextlib
 import datetime
+import logging
 import random
+import types
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from . import messages, tables
+from . import messages, rpc, tables
+from .actors.xtss import Xtss
 from .archive import Delivery, Metadata, Ngas, Reports
 from .bus import Bus
 from .couch import Database
 from .exceptions import DrawsError, NotFound
-from .ous import EXECUTIVE_FLAG, PIPELINE_RECIPES, STATES, StatusTable
+from .ous import PIPELINE_RECIPES, STATES, StatusTable
 from .products import product_names, products_dir, weblog_name, weblog_stem
 from .timestamps import clock, timestamp
 
@@ -144,7 +147,12 @@ class _LifeCycle:
         self.status = StatusTable(self.memory)
         self.reports, self.metadata = Reports(self.memory), Metadata(self.memory)
         self.delivery, self.ngas = Delivery(self.memory), Ngas(self.memory)
-        self.status.recent = self.delivery.recent = None   # no copies to keep: see _Table.get
+        # XTSS itself serves the requests (quietly: a line per request would be millions).
+        quiet = logging.getLogger("draws.history.xtss")
+        quiet.setLevel(logging.WARNING)
+        self.xtss_service = Xtss(types.SimpleNamespace(server=self.memory, log=quiet))
+        for table in (self.status, self.delivery, self.xtss_service.status):
+            table.recent = None   # no copies to keep: see _Table.get
         self.buses = {}
 
     def bus(self, actor):
@@ -162,17 +170,10 @@ class _LifeCycle:
         """An XTSS request from CALLER, served, and its reply, taken."""
         caller_bus, xtss = self.bus(caller), self.bus("xtss")
         request = caller_bus.new_message(*messages.xtss_set(operation, uid, value),
-                                          msgback_id=uuid.uuid4().hex)
-        if operation == "set-state":
-            self.status.set_state(uid, value)
-        elif operation == "set-substate":
-            self.status.set_substate(uid, value)
-        elif operation == "set-exec":
-            self.status.set_flag(uid, EXECUTIVE_FLAG, value)
-        else:
-            self.status.clear_flag(uid, EXECUTIVE_FLAG)
+                                          msgback_id=rpc.new_reply_selector())
+        reply = self.xtss_service(request["body"])
         _handled(request, xtss, timestamp())
-        reply = xtss.new_message(request["msgbackID"], messages.OK)
+        reply = xtss.new_message(request["msgbackID"], reply)
         _handled(reply, caller_bus, timestamp(), request=False)
         self.memory.db(tables.MSGQ).bulk([request, reply])
 
