@@ -2,32 +2,45 @@
 measurements and tests of scale (the benchmarks, the dashboard's tests).
 
 :func:`generate` writes N delivered OUSs in the end state of spec §5. Each
-is taken through its life cycle by the project's own writers (StatusTable,
-Reports, Metadata, Delivery, Ngas, Bus, the message builders) against
-tables kept in memory, under a made-up clock, and the documents they leave
-are then written in bulk: ids, fields and message shapes are the life
-cycle's own, whatever the code makes them. Only what receivers add when
-they take a message (``_handled``) is written here.
+is taken through its life cycle by the actors' own code (the launcher, DRA,
+XTSS, the Pipeline Driver's outcome, AQUA/QA2, the Product Ingestor, the
+Data Tracker) against tables kept in memory and under a made-up clock, and
+the documents they leave are then written in bulk: ids, fields and message
+shapes are the life cycle's own, whatever the code makes them. Written
+here are only what a receiver adds to a message it takes (``_handled``),
+the Pipeline's products (a few bytes each) and the pauses between steps.
 """
 
 import base64
 import contextlib
 import datetime
+import json
 import logging
 import random
 import types
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePosixPath
 
 from . import messages, rpc, tables
+from .actors.dra import Dra
+from .actors.ingestor import Ingestor
+from .actors.launcher import Launcher
+from .actors.pipeline import STAGES, report_xml, weblog_html, weblog_zip
+from .actors.pipeline_driver import PipelineDriver
+from .actors.qa2 import Qa2
+from .actors.tracker import Tracker
 from .actors.xtss import Xtss
-from .archive import Delivery, Metadata, Ngas, Reports
+from .archive import Ngas
 from .bus import Bus
+from .config import Settings
 from .couch import Database
 from .exceptions import DrawsError, NotFound
 from .ous import PIPELINE_RECIPES, STATES, StatusTable
 from .products import product_names, products_dir, weblog_name, weblog_stem
+from .receiver import Message
 from .timestamps import clock, timestamp
+from .xtss import Client
 
 PROGID = "2015.1.00657.S"
 SITE = "EU"          # where the made-up OUSs were processed
@@ -92,6 +105,13 @@ class _Table(Database):
     def bulk(self, docs):
         return [{"ok": True, "id": self.put(d)["_id"]} for d in docs]
 
+    def find(self, selector, **options):
+        """Equality selectors only (all the actors ask of it here)."""
+        return [d for d in self.docs.values() if all(d.get(k) == v for k, v in selector.items())]
+
+    def get_attachment(self, doc_id, name):
+        return base64.b64decode(self.get(doc_id)["_attachments"][name]["data"])
+
 
 class _Tables:
     """A Server-like set of _Tables."""
@@ -121,7 +141,7 @@ class _Clock:
 
 @contextlib.contextmanager
 def _repeatable_uuids(rng):
-    """Message ids and reply selectors drawn from RNG, so that --seed repeats them too."""
+    """Message ids, reply selectors and step ids drawn from RNG, so that --seed repeats them too."""
     real = uuid.uuid4
     uuid.uuid4 = lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
     try:
@@ -130,104 +150,145 @@ def _repeatable_uuids(rng):
         uuid.uuid4 = real
 
 
-def _handled(doc, by, at, request=True):
-    """DOC as its receiver BY left it: taken and done (a reply is taken by its caller)."""
+def _handled(doc, by, request=True):
+    """DOC as the receiver on bus BY leaves it, taken and done (a reply: taken by its caller).
+    The only part of a message's life written here rather than by the project's code."""
+    at = timestamp()
     doc.update(consumed=True, status="done", consumedBy=by.identity, consumedAt=at, handledAt=at)
     if request:
         doc["attempts"] = 1
 
 
+class _LocalXtss(Client):
+    """XTSS called in this process; each request and its reply left in msgq as the bus leaves them."""
+
+    def __init__(self, life, caller):
+        super().__init__(life.bus(caller))
+        self.life = life
+
+    def request(self, selector, body):
+        caller, xtss = self.bus, self.life.bus("xtss")
+        body = json.loads(json.dumps(body))   # as it arrives: through JSON (tuples become lists)
+        request = caller.new_message(selector, body, msgback_id=rpc.new_reply_selector())
+        result = self.life.xtss_service(body)
+        _handled(request, xtss)
+        reply = xtss.new_message(request["msgbackID"], result)
+        _handled(reply, caller, request=False)
+        self.life.msgq.bulk([request, reply])
+        return self.answer(body, result)
+
+
+class _MadeFile:
+    """A product as the Product Ingestor reads it from its cache, made in memory."""
+
+    def __init__(self, name, content):
+        self.name, self.suffix, self.content = name, PurePosixPath(name).suffix, content
+
+    def read_bytes(self):
+        return self.content
+
+
+class _Ingestor(Ingestor):
+    """The Product Ingestor, the products made here rather than read from a cache."""
+
+    def __init__(self, ctx, files):
+        super().__init__(ctx)
+        self.files = files
+
+    def _wait_for(self, uid, folder, names):
+        pass
+
+    def _product(self, folder, name):
+        return _MadeFile(name, self.files[name])
+
+
+RECEIVERS = {"pipeline.process": "torque-maui", "cached": "replicated-cache",
+             "pipeline.report": "aqua-qa2", "ingest": "product-ingestor"}
+
+
 class _LifeCycle:
-    """Takes OUSs through the life cycle in memory, the actors' steps in the actors' order."""
+    """Takes OUSs through the life cycle in memory: the actors' own steps, in their order."""
 
     def __init__(self, rng, keep_messages_after):
         self.rng = rng
         self.keep_after = keep_messages_after    # messages created before this are left out
         self.memory = _Tables()
-        self.status = StatusTable(self.memory)
-        self.reports, self.metadata = Reports(self.memory), Metadata(self.memory)
-        self.delivery, self.ngas = Delivery(self.memory), Ngas(self.memory)
-        # XTSS itself serves the requests (quietly: a line per request would be millions).
-        quiet = logging.getLogger("draws.history.xtss")
-        quiet.setLevel(logging.WARNING)
-        self.xtss_service = Xtss(types.SimpleNamespace(server=self.memory, log=quiet))
-        for table in (self.status, self.delivery, self.xtss_service.status):
-            table.recent = None   # no copies to keep: see _Table.get
+        self.msgq = self.memory.db(tables.MSGQ)
         self.buses = {}
+        # Quietly: a log line per step would be millions.
+        self.log = logging.getLogger("draws.history.actors")
+        self.log.setLevel(logging.WARNING)
+        self.xtss_service = Xtss(self.ctx("xtss"))
+        self.status = StatusTable(self.memory)
+        self.dra = Dra(self.ctx("dra"), SITE)
+        self.qa2 = Qa2(self.ctx("aqua-qa2"), "http://jao-cache")
+        self.files = {}
+        self.ingestor = _Ingestor(self.ctx("product-ingestor", local_cache="jao-cache"), self.files)
+        self.tracker = Tracker(self.ctx("data-tracker"))   # no cache: it checks the bytes in NGAS
+        self.jao_ngas = Ngas(self.memory)
+        for table in (self.status, self.xtss_service.status, self.ingestor.status, self.ingestor.delivery,
+                      self.tracker.status, self.tracker.delivery):
+            table.recent = None   # no copies to keep: see _Table.get
 
     def bus(self, actor):
         if actor not in self.buses:
             self.buses[actor] = Bus(self.memory, actor=actor)
         return self.buses[actor]
 
-    def send(self, sender, receiver, *message):
-        bus = self.bus(sender)
-        doc = bus.new_message(*message)
-        _handled(doc, self.bus(receiver), timestamp())
-        self.memory.db(tables.MSGQ).put(doc)
+    def ctx(self, actor, **settings):
+        return types.SimpleNamespace(
+            actor=actor, server=self.memory, bus=self.bus(actor), xtss=_LocalXtss(self, actor), log=self.log,
+            settings=Settings(location=SITE if actor in ("pipeline-driver", "data-tracker") else "JAO",
+                              delay_scale=0.0, **settings))
 
-    def xtss(self, caller, operation, uid, value=None):
-        """An XTSS request from CALLER, served, and its reply, taken."""
-        caller_bus, xtss = self.bus(caller), self.bus("xtss")
-        request = caller_bus.new_message(*messages.xtss_set(operation, uid, value),
-                                          msgback_id=rpc.new_reply_selector())
-        reply = self.xtss_service(request["body"])
-        _handled(request, xtss, timestamp())
-        reply = xtss.new_message(request["msgbackID"], reply)
-        _handled(reply, caller_bus, timestamp(), request=False)
-        self.memory.db(tables.MSGQ).bulk([request, reply])
+    def receive(self):
+        """The messages sent and not taken yet, taken by their receivers; returns them."""
+        new = [d for d in self.msgq.docs.values() if not d.get("consumed")]
+        for doc in new:
+            _handled(doc, self.bus(RECEIVERS[doc["selector"].rsplit(".", 1)[0]]))
+        return new
 
     def deliver(self, progid, uid, recipe, start):
         """One OUS from launch to Delivered, its first step at START (a datetime)."""
-        from .actors.pipeline import STAGES, report_xml, weblog_html, weblog_zip
         rng, the_clock = self.rng, _Clock(self.rng, start)
         with clock(the_clock):
-            self.status.reset(progid, uid, recipe)                      # launcher
-            the_clock.wait(1, 600)                                      # DRA
-            self.xtss("dra", "set-exec", uid, SITE)
-            self.xtss("dra", "set-state", uid, "Processing")
-            self.send("dra", "torque-maui", *messages.process(SITE, progid, uid, recipe))
+            Launcher(self.ctx("launcher"), progid, uid, recipe).run()
+            the_clock.wait(1, 600)
+            self.dra.assign(self.status.get(uid))
+            self.receive()                                              # Torque/Maui
             the_clock.wait(60, 4 * 3600)                                # the Pipeline runs
             run = timestamp()
             scores = {stage: round(rng.uniform(0.5, 1.0), 2) for stage in STAGES}
-            name = products_dir(progid, run)
-            weblog = weblog_zip(weblog_stem(uid, run), weblog_html(progid, uid, recipe, run, scores),
-                                the_clock.now.timetuple())
-            report = messages.report(uid, run, SITE, report_xml(progid, uid, recipe, run, scores), name)
-            for message, receiver in ((messages.cached("JAO", "productsdir", SITE, name), "replicated-cache"),
-                                      (messages.cached("JAO", "weblog", SITE, weblog_name(uid, run)),
-                                       "replicated-cache"),
-                                      (messages.cached(SITE, "weblog", SITE, weblog_name(uid, run)),
-                                       "replicated-cache"),
-                                      (report, "aqua-qa2")):
-                self.send("pipeline-driver", receiver, *message)
-            self.ngas.archive(weblog_name(uid, run), weblog, "application/zip")    # JAO's cache
-            body = report[1]
-            self.reports.store(uid, run, body["report"], name, SITE)              # AQUA/QA2
-            self.xtss("pipeline-driver", "set-state", uid, "ReadyForReview")
+            name, weblog = products_dir(progid, run), weblog_name(uid, run)
+            assignment = self.status.get(uid)["assignment"]["id"]
+            PipelineDriver(self.ctx("pipeline-driver"), progid, uid, recipe, assignment).finish(
+                "ReadyForReview", [messages.cached("JAO", "productsdir", SITE, name),
+                                   messages.cached("JAO", "weblog", SITE, weblog),
+                                   messages.cached(SITE, "weblog", SITE, weblog),
+                                   messages.report(uid, run, SITE, report_xml(progid, uid, recipe, run, scores),
+                                                   name, assignment)])
+            for doc in self.receive():
+                if doc["selector"] == messages.REPORT_SELECTOR:
+                    self.qa2.store(Message.from_doc(doc))
+            self.jao_ngas.archive(weblog, weblog_zip(weblog_stem(uid, run), weblog_html(
+                progid, uid, recipe, run, scores), the_clock.now.timetuple()), "application/zip")
             the_clock.wait(600, 3 * 86400)                              # a person reviews
-            self.xtss("aqua-qa2", "set-state", uid, "Reviewing")
+            ous = self.status.get(uid)
+            review = self.qa2.start_review(ous)
             the_clock.wait(30, 1800)
-            self.xtss("aqua-qa2", "set-state", uid, "Verified")
-            self.send("aqua-qa2", "product-ingestor", *messages.ingest(uid, run, name))
-            self.xtss("aqua-qa2", "set-state", uid, "DeliveryInProgress")
-            for substate in ("IngestionTriggered", "AnalyzingProducts", "IngestingProducts"):
-                self.xtss("product-ingestor", "set-substate", uid, substate)
-                the_clock.wait(1, 10)
-            self.delivery.start(progid, uid)
+            self.qa2.decide(self.status.get(uid), self.qa2.current_report(ous), "P", review)
+            (ingest,) = self.receive()
             for i, product in enumerate(product_names(uid, run)):
                 # The Pipeline's products, with a few random bytes for its kilobyte.
-                content = (f"product {i} of {uid} ({progid}, {recipe}), run {run}\n".encode()
-                           + rng.randbytes(16))
-                self.ngas.archive(product, content)
-                self.metadata.record(product, progid, uid, run)
-                self.delivery.add(uid, product)
-            self.delivery.complete(uid)
-            self.xtss("product-ingestor", "set-substate", uid, "ProductsIngested")
-            the_clock.wait(1, 120)                                      # the Data Tracker
-            self.xtss("data-tracker", "clear-exec", uid)
-            self.xtss("data-tracker", "set-state", uid, "Delivered")
-            return the_clock.now
+                self.files[product] = (f"product {i} of {uid} ({progid}, {recipe}), run {run}\n".encode()
+                                       + rng.randbytes(16))
+            self.ingestor.handle(Message.from_doc(ingest))
+            self.files.clear()
+            the_clock.wait(1, 120)
+            self.tracker.check(self.status.get(uid))
+            if self.status.get(uid)["state"] != "Delivered":
+                raise DrawsError(f"{uid} did not reach Delivered in the made-up life cycle: "
+                                 "the generator no longer follows the actors' steps")
 
     def take(self):
         """The documents left so far, per table, ready to write; memory is emptied."""
