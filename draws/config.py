@@ -14,6 +14,7 @@ The environment wins over the file.
 import dataclasses
 import os
 import random
+import time
 from pathlib import Path
 
 
@@ -55,6 +56,13 @@ class Settings:
     def delay(self, seconds):
         """A simulated wait, scaled by DRAWS_DELAY_SCALE."""
         return max(0.0, seconds * self.delay_scale)
+
+    def pause(self, seconds):
+        """Wait delay(SECONDS); not at all when that is nothing (a loaded host makes even
+        time.sleep(0) cost milliseconds, thousands of times over in draws.history)."""
+        wait = self.delay(seconds)
+        if wait:
+            time.sleep(wait)
 
     def rng(self, salt=""):
         """A random generator: repeatable when DRAWS_SEED is set."""

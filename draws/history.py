@@ -89,6 +89,7 @@ class _Table(Database):
     def __init__(self, name):
         self.name = name
         self.docs = {}
+        self.written = []   # since the life cycle last looked (see _LifeCycle.receive)
 
     def get(self, doc_id, **params):
         # The document itself, not a copy: the writers' changes never fail
@@ -100,6 +101,7 @@ class _Table(Database):
     def put(self, doc):
         doc["_rev"] = "made-up"   # dropped before the real write
         self.docs[doc["_id"]] = doc   # the writers never change a document they have written
+        self.written.append(doc)
         return doc
 
     def bulk(self, docs):
@@ -243,7 +245,8 @@ class _LifeCycle:
 
     def receive(self):
         """The messages sent and not taken yet, taken by their receivers; returns them."""
-        new = [d for d in self.msgq.docs.values() if not d.get("consumed")]
+        new = [d for d in self.msgq.written if not d.get("consumed")]
+        self.msgq.written.clear()
         for doc in new:
             _handled(doc, self.bus(RECEIVERS[doc["selector"].rsplit(".", 1)[0]]))
         return new
@@ -296,6 +299,7 @@ class _LifeCycle:
         for name, table in self.memory.tables.items():
             docs = list(table.docs.values())
             table.docs.clear()
+            table.written.clear()
             if name == tables.MSGQ:
                 docs = [d for d in docs if d["creationTimestamp"] >= self.keep_after]
             for doc in docs:
