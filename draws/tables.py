@@ -43,7 +43,7 @@ def ensure(server, attempts=20):
     on a server without the tables: an answer saying someone else is creating
     the same thing (409, 412, and Apache CouchDB's 500 ``error_saving_ddoc``
     and 500 ``conflict``, all a Conflict here) means "look again", a bounded
-    number of times. On a server that has them it costs a read per table.
+    number of times. On a server that has them it costs two or three reads a table.
     """
     missing = ALL
     for attempt in range(attempts):
