@@ -149,3 +149,17 @@ def test_it_refuses_tables_that_hold_anything(server, actors):
     assert res.returncode == 0, res.stderr
     assert len(documents(server)[tables.STATUS]) == 2
     assert server.db(tables.MSGQ).get("someone-else")["consumed"] is False
+
+
+@pytest.mark.parametrize("table, selector", [
+    (tables.STATUS, {"outbox.sent": False}),                          # XTSS's reconciler, every 10 s
+    (tables.STATUS, {"state": "Processing"}),                         # XTSS's finds, the reconciler
+    (tables.MSGQ, {"consumed": False, "selector": {"$regex": "^x$"}}),  # a receiver's safety re-scan
+    (tables.MSGQ, {"status": "claimed", "selector": {"$regex": "^x$"}}),
+    (tables.REPORTS, {"ousUID": "uid://X1/X1/X1"}),                   # AQUA/QA2's report of an OUS
+    (tables.METADATA, {"ousUID": "uid://X1/X1/X1"}),
+])
+def test_the_actors_queries_read_an_index_not_the_whole_table(server, table, selector):
+    """Tables grow with the history: a query an actor makes over and over must not read them whole."""
+    plan = server.request("POST", f"{table}/_explain", body={"selector": selector})
+    assert plan["index"]["ddoc"] and plan["index"]["ddoc"].startswith("_design/draws-"), plan["index"]
