@@ -12,7 +12,7 @@ from draws.actors.cleaner import clear_all
 from draws.archive import checksum
 from draws.exceptions import DrawsError
 from draws.history import generate, uid_of
-from draws.ous import file_uid
+from draws.ous import encode_uid, file_uid
 from draws.timestamps import timestamp
 from support import wait_for
 
@@ -79,7 +79,7 @@ def run_one_for_real(actors, server, uid):
     res = actors.run("launcher.py", PROG, uid, "PipelineCalibration", env=jao)
     assert res.returncode == 0, res.stderr
     status = server.db(tables.STATUS)
-    wait_for(lambda: status.get(uid.replace(":", "_").replace("/", "_"))["state"] == "Delivered",
+    wait_for(lambda: status.get(encode_uid(uid))["state"] == "Delivered",
              timeout=180, what=f"{uid} Delivered")
     msgq = server.db(tables.MSGQ)
     wait_for(lambda: not msgq.find({"consumed": False}) and not msgq.find({"status": "claimed"}),
