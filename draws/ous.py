@@ -246,6 +246,7 @@ class StatusTable:
         return sorted(docs, key=lambda d: d.get("entityId", ""))
 
     def all(self):
+        """Every OUS: for tests and small tables, never an actor (the table grows with the history)."""
         return [d for d in self.db.find({"entityId": {"$gt": None}})]
 
 

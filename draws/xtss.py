@@ -13,7 +13,11 @@ class Client:
         self.timeout = timeout
 
     def request(self, selector, body):
-        reply = rpc.call(self.bus, selector, body, timeout=self.timeout)
+        return self.answer(body, rpc.call(self.bus, selector, body, timeout=self.timeout))
+
+    @staticmethod
+    def answer(body, reply):
+        """The REPLY to request BODY as the caller gets it: RemoteError, Refused or the reply."""
         if rpc.is_error(reply):
             raise RemoteError(f"XTSS refused {body.get('operation')}: {reply['error']}")
         if isinstance(reply, dict) and messages.REFUSED in reply:

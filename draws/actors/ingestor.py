@@ -67,13 +67,13 @@ class Ingestor:
             self._substate(uid, "IngestionTriggered", TRIGGER_DELAY)
             self._substate(uid, "AnalyzingProducts")
         self._check_arrived(message, uid, products_dir, folder, names)
-        time.sleep(self.ctx.settings.delay(ANALYSIS_DELAY))
+        self.ctx.settings.pause(ANALYSIS_DELAY)
         self._substate(uid, "IngestingProducts")
         known = self.delivery.get(uid)
         if known is None or not set(known.get("dataProducts", ())) <= set(names):
             self.delivery.start(progid, uid)   # a first delivery, or one of an older run
         for name in names:
-            time.sleep(self.ctx.settings.delay(PRODUCT_DELAY))
+            self.ctx.settings.pause(PRODUCT_DELAY)
             self.ngas.archive_file(self._product(folder, name))
             self.metadata.record(name, progid, uid, run)
             self.delivery.add(uid, name)
@@ -93,7 +93,7 @@ class Ingestor:
         # Guarded: an OUS moved on meanwhile (relaunched, say) is refused, and so is the rest.
         self.ctx.xtss.transition(uid, new_step(), INGESTING, substate=substate)
         self.ctx.log.info("%s: %s", uid, substate)
-        time.sleep(self.ctx.settings.delay(delay))
+        self.ctx.settings.pause(delay)
 
     def _check_arrived(self, message, uid, products_dir, folder, names):
         """Return once the products are in FOLDER; else Defer the message, or give up

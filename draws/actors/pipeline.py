@@ -72,11 +72,12 @@ recipe <b>{e(recipe)}</b>, run at {e(run_timestamp)} UTC.</p>
 """
 
 
-def weblog_zip(stem, page):
-    """The weblog zip's bytes: STEM/index.html."""
+def weblog_zip(stem, page, when=None):
+    """The weblog zip's bytes: STEM/index.html, dated WHEN (a time tuple; default now)."""
     buffer = io.BytesIO()
+    entry = zipfile.ZipInfo(f"{stem}/index.html", date_time=(when or time.localtime())[:6])
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{stem}/index.html", page)
+        zf.writestr(entry, page, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 

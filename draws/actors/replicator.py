@@ -13,6 +13,7 @@ from ..archive import Ngas
 from ..cache import Cache, TransferError, serve
 from ..exceptions import InvalidRequest
 from ..receiver import Receiver
+from ..retention import Keeper
 
 RETRIES = 3          # after the first rsync attempt
 BACKOFF = 1.0        # seconds before the first retry, doubled each time
@@ -78,5 +79,8 @@ class Replicator:
         self.log.info("listening on %s; other caches: %s", self.selector,
                       ", ".join(f"{site}={where}" for site, where in sorted(self.caches.items())
                                 if site != self.location) or "none")
+        # One cache replicator per site: the site's msgq retention is applied here.
+        if self.ctx.settings.msgq_retention:
+            Keeper(self.ctx.bus.db, self.ctx.settings.msgq_retention).start()
         Receiver(self.ctx.bus, self.selector, self.handle, concurrency=WORKERS,
                  name="replicated-cache").run()
