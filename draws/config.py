@@ -14,6 +14,7 @@ The environment wins over the file.
 import dataclasses
 import os
 import random
+import time
 from pathlib import Path
 
 
@@ -38,6 +39,7 @@ class Settings:
     seed: int = None
     rpc_timeout: float = 300.0   # patient: a reply may cross a replication link that is down
     credentials_file: str = None   # netrc-style, for other sites' servers (None: ~/.netrc)
+    msgq_retention: float = 7 * 86400   # seconds handled messages stay in msgq (0: forever)
 
     def require(self, *names):
         """Raise a ConfigError naming the first missing setting."""
@@ -64,6 +66,13 @@ class Settings:
     def delay(self, seconds):
         """A simulated wait, scaled by DRAWS_DELAY_SCALE."""
         return max(0.0, seconds * self.delay_scale)
+
+    def pause(self, seconds):
+        """Wait delay(SECONDS); not at all when that is nothing (a loaded host makes even
+        time.sleep(0) cost milliseconds, thousands of times over in draws.history)."""
+        wait = self.delay(seconds)
+        if wait:
+            time.sleep(wait)
 
     def rng(self, salt=""):
         """A random generator: repeatable when DRAWS_SEED is set."""
@@ -96,6 +105,19 @@ def _number(name, raw, kind, low=None, high=None):
         raise ConfigError(f"DRAWS_{name.upper()} must be a number, not {raw!r}") from None
     if (low is not None and value < low) or (high is not None and value > high):
         raise ConfigError(f"DRAWS_{name.upper()} must be between {low} and {high}, not {raw!r}")
+    return value
+
+
+def duration(text):
+    """Seconds in a duration like 90s, 30m, 12h, 7d or 2w (a bare number: seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = str(text).strip()
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError):
+        raise ConfigError(f"{text!r} is not a duration like 90s, 30m, 12h or 7d") from None
+    if value < 0:
+        raise ConfigError(f"{text!r}: a duration is not negative")
     return value
 
 
@@ -141,4 +163,9 @@ def load(env=None):
         s.seed = _number("seed", raw["seed"], int)
     if raw.get("rpc_timeout") not in (None, ""):
         s.rpc_timeout = _number("rpc_timeout", raw["rpc_timeout"], float, 0.1)
+    if raw.get("msgq_retention") not in (None, ""):
+        try:
+            s.msgq_retention = duration(raw["msgq_retention"])
+        except ConfigError as exc:
+            raise ConfigError(f"DRAWS_MSGQ_RETENTION: {exc}") from None
     return s

@@ -22,7 +22,11 @@ class Client:
         self.guarded = True   # until XTSS says it has no guarded transitions (the original's)
 
     def request(self, selector, body):
-        reply = rpc.call(self.bus, selector, body, timeout=self.timeout)
+        return self.answer(body, rpc.call(self.bus, selector, body, timeout=self.timeout))
+
+    @staticmethod
+    def answer(body, reply):
+        """The REPLY to request BODY as the caller gets it: RemoteError, Refused or the reply."""
         if rpc.is_error(reply):
             operation = body.get("operation")
             error = str(reply["error"])
@@ -32,8 +36,8 @@ class Client:
             raise Refused(reply[messages.REFUSED])
         return reply
 
-    def set_state(self, uid, state):
-        return self.request(*messages.xtss_set("set-state", uid, state))
+    def set_state(self, uid, state, reason=None):
+        return self.request(*messages.xtss_set("set-state", uid, state, reason))
 
     def set_substate(self, uid, substate):
         return self.request(*messages.xtss_set("set-substate", uid, substate))

@@ -71,7 +71,7 @@ def watch(site, server, timeout):
     feed = Feed(status.db)
     feed.subscribe(show)
     feed.start()
-    for doc in status.all():
+    for doc in filter(None, map(status.get_or_none, uids)):   # ours only: the table may hold years of OUSs
         show(doc)
     for uid, recipe in OUSS:
         site.launch(PROGID, uid, recipe)
