@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export DRAWS_COUCHDB_URL ?= http://127.0.0.1:5984
 
-.PHONY: install prerequisites server stop test demo bench clean
+.PHONY: install prerequisites server stop test demo bench bench-scale clean
 
 install: prerequisites $(VENV)/.installed node_modules/.installed
 	@# Compiled now, so that a Python started per OUS (Pipeline Driver, Pipeline) does not
@@ -41,13 +41,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --omit=optional --no-audit --no-fund --loglevel=error
 	touch $@
 
-server: install          ## start the embedded CouchDB-compatible server (no-op if one answers)
+server: install          ## start PouchDB Server, or Apache CouchDB from DRAWS_COUCHDB_RELEASE (no-op if one answers)
 	$(BIN)/python -m draws server start
 
-stop:                    ## stop the embedded server started by `make server`
+stop:                    ## stop the server started by `make server` (and nothing else)
 	$(BIN)/python -m draws server stop
 
-test: install            ## the whole test suite (starts its own servers)
+# On Apache CouchDB: make test DRAWS_TEST_SERVER=couchdb DRAWS_COUCHDB_RELEASE=/path/to/unpacked/release
+test: install            ## the whole test suite (starts its own servers: PouchDB Server by default)
 	$(BIN)/python -m pytest
 
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000
@@ -55,6 +56,9 @@ demo: install            ## everything on one host, driven for you; watch http:/
 
 bench: install $(VENV)/.bench  ## measurements; writes BENCHMARKS.md and docs/bench-*.png
 	$(BIN)/python tools/bench.py
+
+bench-scale: install $(VENV)/.bench  ## costs against the history (N = 0, 5,000, 50,000 OUSs; long): BENCHMARKS.md, docs/bench-scale.png
+	$(BIN)/python tools/bench_scale.py
 
 $(VENV)/.bench: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench]'

@@ -122,8 +122,13 @@ class Bus:
         the RPC calls waiting for replies subscribe to it."""
         with self._lock:
             if self._feed is None:
-                self._feed = Feed(self.db, name=f"msgq-{self.actor}").start()
+                self._feed = Feed(self.db, name=f"msgq-{self.actor}", on_lost=self._tables_lost).start()
             return self._feed
+
+    def _tables_lost(self):
+        """msgq lost its data: so did the server's other tables, most likely. Make them
+        again (idempotent: every actor does it when it notices)."""
+        tables.ensure(self.db.server)
 
     def close(self):
         """Stop following msgq (receivers of this bus stop hearing of new messages)."""

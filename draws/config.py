@@ -14,6 +14,7 @@ The environment wins over the file.
 import dataclasses
 import os
 import random
+import time
 from pathlib import Path
 
 
@@ -22,6 +23,7 @@ from .exceptions import ConfigError
 LOCATIONS = ("JAO", "EA", "EU", "NA")
 ARCS = ("EA", "EU", "NA")
 DEFAULT_COUCHDB_URL = "http://127.0.0.1:5984"
+SERVER_KINDS = ("pouchdb", "couchdb")
 
 
 @dataclasses.dataclass
@@ -30,11 +32,14 @@ class Settings:
     local_cache: str = None
     caches: dict = dataclasses.field(default_factory=dict)  # site -> path or user@host:path
     couchdb_url: str = DEFAULT_COUCHDB_URL
+    couchdb_release: str = None   # an unpacked Apache CouchDB 3 release, for `make server`
+    test_server: str = "pouchdb"  # the kind of server the test suite starts (SERVER_KINDS)
     delay_scale: float = 1.0
     failure_rate: float = 0.1
     seed: int = None
     rpc_timeout: float = 300.0   # patient: a reply may cross a replication link that is down
     credentials_file: str = None   # netrc-style, for other sites' servers (None: ~/.netrc)
+    msgq_retention: float = 7 * 86400   # seconds handled messages stay in msgq (0: forever)
 
     def require(self, *names):
         """Raise a ConfigError naming the first missing setting."""
@@ -51,6 +56,13 @@ class Settings:
     def delay(self, seconds):
         """A simulated wait, scaled by DRAWS_DELAY_SCALE."""
         return max(0.0, seconds * self.delay_scale)
+
+    def pause(self, seconds):
+        """Wait delay(SECONDS); not at all when that is nothing (a loaded host makes even
+        time.sleep(0) cost milliseconds, thousands of times over in draws.history)."""
+        wait = self.delay(seconds)
+        if wait:
+            time.sleep(wait)
 
     def rng(self, salt=""):
         """A random generator: repeatable when DRAWS_SEED is set."""
@@ -86,6 +98,19 @@ def _number(name, raw, kind, low=None, high=None):
     return value
 
 
+def duration(text):
+    """Seconds in a duration like 90s, 30m, 12h, 7d or 2w (a bare number: seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = str(text).strip()
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError):
+        raise ConfigError(f"{text!r} is not a duration like 90s, 30m, 12h or 7d") from None
+    if value < 0:
+        raise ConfigError(f"{text!r}: a duration is not negative")
+    return value
+
+
 def load(env=None):
     """Settings from the YAML file overlaid with the environment."""
     env = os.environ if env is None else env
@@ -113,6 +138,13 @@ def load(env=None):
         s.couchdb_url = str(raw["couchdb_url"]).rstrip("/")
     if raw.get("credentials_file"):
         s.credentials_file = str(raw["credentials_file"])
+    if raw.get("couchdb_release"):
+        s.couchdb_release = str(raw["couchdb_release"])
+    if raw.get("test_server"):
+        s.test_server = str(raw["test_server"]).lower()
+        if s.test_server not in SERVER_KINDS:
+            raise ConfigError(f"DRAWS_TEST_SERVER must be one of {', '.join(SERVER_KINDS)}, "
+                              f"not {raw['test_server']!r}")
     if raw.get("delay_scale") not in (None, ""):
         s.delay_scale = _number("delay_scale", raw["delay_scale"], float, 0)
     if raw.get("failure_rate") not in (None, ""):
@@ -121,4 +153,9 @@ def load(env=None):
         s.seed = _number("seed", raw["seed"], int)
     if raw.get("rpc_timeout") not in (None, ""):
         s.rpc_timeout = _number("rpc_timeout", raw["rpc_timeout"], float, 0.1)
+    if raw.get("msgq_retention") not in (None, ""):
+        try:
+            s.msgq_retention = duration(raw["msgq_retention"])
+        except ConfigError as exc:
+            raise ConfigError(f"DRAWS_MSGQ_RETENTION: {exc}") from None
     return s

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import json
+import uuid
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
@@ -43,9 +44,13 @@ def safe_url(url):
     return split_credentials(url)[0]
 
 
+EPOCH_ID = "_local/draws-epoch"
+
+
 def doc_path(doc_id):
-    if doc_id.startswith("_design/"):
-        return "_design/" + quote(doc_id[len("_design/"):], safe="")
+    for prefix in ("_design/", "_local/"):
+        if doc_id.startswith(prefix):
+            return prefix + quote(doc_id[len(prefix):], safe="")
     return quote(doc_id, safe="")
 
 
@@ -145,15 +150,23 @@ def _short_reason(exc):
     return type(exc).__name__
 
 
+# Apache CouchDB's answers to the loser of a race (two clients creating one
+# index, or one database, at the same moment): "someone else did it", as 409.
+RACE_LOST = ({"error": "error_saving_ddoc"}, {"error": "error", "reason": "conflict"})
+
+
 def _raise_for(resp, method, path):
     try:
         info = resp.json()
         reason = f"{info.get('error', '')}: {info.get('reason', '')}".strip(": ")
     except ValueError:
-        reason = resp.text[:200]
+        info, reason = {}, resp.text[:200]
     where = f"{method} /{path.split('?')[0]}"
     kind = {404: NotFound, 409: Conflict, 412: Conflict, 401: Unauthorized,
             403: Unauthorized}.get(resp.status_code, CouchError)
+    if resp.status_code == 500 and any(
+            all(info.get(k) == v for k, v in race.items()) for race in RACE_LOST):
+        kind = Conflict
     raise kind(f"{where}: {resp.status_code} {reason}", resp.status_code)
 
 
@@ -199,6 +212,28 @@ class Database:
         """Let only USER and server admins read or write the database (its _security)."""
         self._req("PUT", "_security", body={"admins": {"names": [], "roles": []},
                                             "members": {"names": [user], "roles": ["_admin"]}})
+
+    def epoch(self):
+        """This table's epoch: a random id its first follower gives it, so that a table
+        made anew (the server lost its data) is told from the one it replaced.
+
+        A ``_local`` document: never replicated, never in the changes feed.
+        NotFound if the table does not exist; one quick try (no waiting).
+        """
+        for _ in range(2):
+            try:
+                return self._req("GET", doc_path(EPOCH_ID), wait=False)["epoch"]
+            except NotFound:
+                pass
+            try:   # NotFound here: the table itself is gone
+                self._req("PUT", doc_path(EPOCH_ID), body={"epoch": uuid.uuid4().hex}, wait=False)
+            except Conflict:
+                pass   # another follower gave it one at the same moment: read theirs
+        return self._req("GET", doc_path(EPOCH_ID), wait=False)["epoch"]
+
+    def index_names(self):
+        """The names of the database's Mango indexes."""
+        return {ix["name"] for ix in self._req("GET", "_index")["indexes"]}
 
     def ensure_index(self, fields, name):
         return self._req("POST", "_index", body={

@@ -20,6 +20,7 @@ INGESTION_SUBSTATES = ("IngestionTriggered", "AnalyzingProducts", "IngestingProd
                        "ProductsIngested")
 
 EXECUTIVE_FLAG = "PL_PROCESSING_EXECUTIVE"
+MAX_REASON = 1000   # characters kept of a reason given for a state
 
 # Mid-life-cycle: something works on the OUS or it waits for a review; the
 # launcher resets it only when forced.
@@ -35,7 +36,8 @@ TRANSITIONS = {
     "ReadyForReview": {"Reviewing"},
     "Reviewing": {"ReadyForProcessing", "Verified", "ReadyForReview"},
     "Verified": {"DeliveryInProgress"},
-    "DeliveryInProgress": {"Delivered"},
+    # Products that never reach the archive's cache end an ingestion (draws.actors.ingestor).
+    "DeliveryInProgress": {"Delivered", "ProcessingProblem"},
     "Delivered": set(),
 }
 
@@ -192,10 +194,13 @@ class StatusTable:
         except NotFound:
             raise NotFound(f"no OUS {uid}", 404) from None
 
-    def set_state(self, uid, state, strict=False):
+    def set_state(self, uid, state, strict=False, reason=None):
         """The original's set-state; STRICT refuses a change that is not a life-cycle
-        transition (the same state again is no change, so it passes)."""
+        transition (the same state again is no change, so it passes). REASON (beyond
+        the original: why, in a sentence) goes into the history and, for
+        ProcessingProblem, is the OUS's ``problem``."""
         check_state(state)
+        reason = check_reason(reason)
 
         def edit(doc):
             if strict and state != doc.get("state") and state not in TRANSITIONS.get(doc.get("state"), ()):
@@ -204,9 +209,9 @@ class StatusTable:
             if state != doc.get("state"):
                 doc.pop("owner", None)   # the original's actors record none: the reconciler leaves it alone
             # Delivered ends the ingestion substates (spec §1).
-            _record(doc, state, None if state == "Delivered" else doc.get("substate"))
+            _record(doc, state, None if state == "Delivered" else doc.get("substate"), reason=reason)
             if state == "ProcessingProblem":
-                doc.setdefault("problem", "set-state ProcessingProblem (no reason given)")
+                doc["problem"] = reason or doc.get("problem") or "set-state ProcessingProblem (no reason given)"
             else:
                 doc.pop("problem", None)
         return self._change(uid, edit)
@@ -241,7 +246,14 @@ class StatusTable:
         return sorted(docs, key=lambda d: d.get("entityId", ""))
 
     def all(self):
+        """Every OUS: for tests and small tables, never an actor (the table grows with the history)."""
         return [d for d in self.db.find({"entityId": {"$gt": None}})]
+
+
+def check_reason(reason):
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidRequest(f"a reason is a sentence (a string), not {show(reason)}")
+    return reason and reason[:MAX_REASON]
 
 
 def _guard(uid, doc, t):

@@ -13,15 +13,19 @@ class Client:
         self.timeout = timeout
 
     def request(self, selector, body):
-        reply = rpc.call(self.bus, selector, body, timeout=self.timeout)
+        return self.answer(body, rpc.call(self.bus, selector, body, timeout=self.timeout))
+
+    @staticmethod
+    def answer(body, reply):
+        """The REPLY to request BODY as the caller gets it: RemoteError, Refused or the reply."""
         if rpc.is_error(reply):
             raise RemoteError(f"XTSS refused {body.get('operation')}: {reply['error']}")
         if isinstance(reply, dict) and messages.REFUSED in reply:
             raise Refused(reply[messages.REFUSED])
         return reply
 
-    def set_state(self, uid, state):
-        return self.request(*messages.xtss_set("set-state", uid, state))
+    def set_state(self, uid, state, reason=None):
+        return self.request(*messages.xtss_set("set-state", uid, state, reason))
 
     def set_substate(self, uid, substate):
         return self.request(*messages.xtss_set("set-substate", uid, substate))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from draws import server as embedded, tables
+from draws import dbserver as embedded, tables
 from draws.actors.cleaner import clear_all
 from draws.actors.launcher import Launcher
 from draws.bus import Bus
@@ -483,7 +483,9 @@ def cli(ctx, backlog, count, runs, idle_seconds, soak_count, output):
     else:
         result.update(backlog=backlog, count=count, seconds=time.time() - started)
         result["images"] = pictures(result)
-        text = report(result, previous_soak(previous))
+        # The scale section (tools/bench_scale.py, `make bench-scale`) is carried over as it is.
+        scale = re.search(r"<!-- scale -->.*?<!-- /scale -->\n?", previous, re.S)
+        text = report(result, previous_soak(previous)) + ("\n" + scale.group(0) if scale else "")
         click.echo("\n" + text)
     out.write_text(text)
     click.echo(f"\nwritten to {out}")

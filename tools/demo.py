@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from draws import config, server as embedded
+from draws import config, dbserver as embedded
 from draws.couch import Server, safe_url
 from draws.feed import Feed
 from draws.ous import EXECUTIVE_FLAG, MANUAL_RECIPE, StatusTable
@@ -71,7 +71,7 @@ def watch(site, server, timeout):
     feed = Feed(status.db)
     feed.subscribe(show)
     feed.start()
-    for doc in status.all():
+    for doc in filter(None, map(status.get_or_none, uids)):   # ours only: the table may hold years of OUSs
         show(doc)
     for uid, recipe in OUSS:
         site.launch(PROGID, uid, recipe)

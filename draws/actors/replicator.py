@@ -13,6 +13,7 @@ from ..archive import Ngas
 from ..cache import Cache, TransferError, serve
 from ..exceptions import InvalidRequest
 from ..receiver import Receiver
+from ..retention import Keeper
 
 RETRIES = 3          # after the first rsync attempt
 BACKOFF = 1.0        # seconds before the first retry, doubled each time
@@ -29,7 +30,7 @@ class Replicator:
         self.log = ctx.log
         self.location = ctx.settings.location
         self.caches = dict(ctx.settings.caches, **{k: v for k, v in (caches or {}).items() if v})
-        self.cache = Cache(ctx.settings.local_cache)
+        self.cache = Cache(ctx.settings.local_cache, site=self.location)
         self.ngas = Ngas(ctx.server) if self.location == "JAO" else None
         self.retries = retries
         self.backoff = backoff
@@ -78,5 +79,8 @@ class Replicator:
         self.log.info("listening on %s; other caches: %s", self.selector,
                       ", ".join(f"{site}={where}" for site, where in sorted(self.caches.items())
                                 if site != self.location) or "none")
+        # One cache replicator per site: the site's msgq retention is applied here.
+        if self.ctx.settings.msgq_retention:
+            Keeper(self.ctx.bus.db, self.ctx.settings.msgq_retention).start()
         Receiver(self.ctx.bus, self.selector, self.handle, concurrency=WORKERS,
                  name="replicated-cache").run()

@@ -36,7 +36,7 @@ class Xtss:
                 self.status.renew(uid, *value)
                 return messages.OK
             if operation == "set-state":
-                self.status.set_state(uid, value, strict=self.strict)
+                self.status.set_state(uid, value, strict=self.strict, reason=body.get("reason"))
             elif operation == "set-substate":
                 self.status.set_substate(uid, value)
             elif operation == "set-exec":
@@ -49,7 +49,8 @@ class Xtss:
             return {messages.REFUSED: str(exc)}
         except NotFound as exc:
             raise InvalidRequest(str(exc)) from None
-        self.ctx.log.info("%s %s %s", operation, uid, "" if value is None else value)
+        self.ctx.log.info("%s %s %s%s", operation, uid, "" if value is None else value,
+                          f" ({body['reason'][:200]})" if body.get("reason") else "")
         return messages.OK
 
     def transition(self, uid, t):
