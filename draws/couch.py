@@ -44,8 +44,9 @@ def safe_url(url):
 
 
 def doc_path(doc_id):
-    if doc_id.startswith("_design/"):
-        return "_design/" + quote(doc_id[len("_design/"):], safe="")
+    for prefix in ("_design/", "_local/"):
+        if doc_id.startswith(prefix):
+            return prefix + quote(doc_id[len(prefix):], safe="")
     return quote(doc_id, safe="")
 
 
@@ -59,6 +60,7 @@ class Server:
         self.max_wait = max_wait    # give up after this many seconds (None: never)
         self._local = threading.local()
         self._waiting = threading.Event()  # set while we report being cut off
+        self._answered = False   # it did once: "answers again" after an outage, not at start
 
     def __repr__(self):
         return f"Server({self.url!r})"
@@ -102,13 +104,15 @@ class Server:
                     raise Unavailable(f"CouchDB at {self.url} is unreachable ({reason})") from None
                 if not self._waiting.is_set():
                     self._waiting.set()
-                    log.warning("waiting for CouchDB at %s (%s)", self.url, reason)
+                    log.warning("waiting for CouchDB at %s (%s); if none runs there, "
+                                "`make server` starts the embedded one", self.url, reason)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             if self._waiting.is_set():
                 self._waiting.clear()
-                log.warning("CouchDB at %s answers again", self.url)
+                log.warning("CouchDB at %s answers%s", self.url, " again" if self._answered else "")
+            self._answered = True
             if resp.status_code >= 400:
                 _raise_for(resp, method, path)
             if raw or stream:

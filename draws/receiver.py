@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from . import presence
 from .bus import is_message, pattern_regex
 from .exceptions import Conflict, DrawsError, InvalidRequest, NotFound
 from .timestamps import at, parse_timestamp, timestamp
@@ -98,6 +99,7 @@ class Receiver:
         self._events.put(None)
         if self._feed is not None:
             self._feed.unsubscribe(self._on_doc)
+            presence.leave(self.bus, ",".join(self.patterns))
         self._pool.shutdown(wait=wait)
 
     def join(self, timeout=None):
@@ -113,6 +115,7 @@ class Receiver:
         # Hear of new messages before the first scan, so that nothing falls between.
         self._feed = self.bus.feed()
         self._feed.subscribe(self._on_doc)
+        presence.enter(self.bus, ",".join(self.patterns))
         next_scan = 0.0
         while not self._stop.is_set():
             now = time.time()

@@ -273,7 +273,7 @@ def test_actor_started_without_couchdb_says_so_once_and_carries_on(env, tmp_path
             f'{{"log": {{"file": "{data / "log.txt"}"}}, "admins": {{"draws": "{password}"}}}}')
         proc = embedded.spawn(url, data, log_file=tmp_path / "couchdb.log")
         server = Server(f"http://draws:{password}@127.0.0.1:{port}", max_wait=30)
-        wait_for(lambda: server.db(tables.STATUS).exists() and "answers again" in xtss.log(),
+        wait_for(lambda: server.db(tables.STATUS).exists() and f"CouchDB at {url} answers" in xtss.log(),
                  timeout=60, what="the actor to carry on")
         status = StatusTable(server)
         status.reset(PROG, "uid://X1/X1/Xd1")
@@ -283,6 +283,7 @@ def test_actor_started_without_couchdb_says_so_once_and_carries_on(env, tmp_path
         assert status.get("uid://X1/X1/Xd1")["state"] == "Processing"
         log = xtss.log()
         assert log.count("waiting for CouchDB") == 1, log
+        assert "answers again" not in log, log   # it had never answered
         assert password not in log and xtss.alive()
     except BaseException:
         print(group.logs())
