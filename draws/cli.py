@@ -2,12 +2,10 @@
 
 import functools
 import json
-import os
-import sys
 
 import click
 
-from . import rpc
+from . import config, rpc
 from . import server as embedded
 from .couch import safe_url
 from .exceptions import InvalidRequest
@@ -66,7 +64,7 @@ def rpc_command(selector, request, timeout):
     reply = rpc.call(ctx.bus, selector, body, timeout=timeout)
     click.echo(json.dumps(reply, indent=2))
     if rpc.is_error(reply):
-        sys.exit(1)
+        return 1
 
 
 @cli.group()
@@ -74,21 +72,19 @@ def server():
     """The embedded CouchDB-compatible server (PouchDB Server)."""
 
 
-def _var():
-    return os.environ.get("DRAWS_VAR", str(embedded.ROOT / "var"))
-
-
 @server.command()
+@run_main("server")
 def start():
     """Start it on DRAWS_COUCHDB_URL's port, unless a CouchDB answers there."""
-    from . import config
-    sys.exit(embedded.start(config.load().couchdb_url, _var()))
+    settings = config.load()
+    return embedded.start(settings.couchdb_url, settings.var)
 
 
 @server.command()
+@run_main("server")
 def stop():
     """Stop the server that `start` started (and nothing else)."""
-    sys.exit(embedded.stop(_var()))
+    return embedded.stop(config.load().var)
 
 
 
@@ -138,7 +134,6 @@ def _sites(fn):
     """--jao and --arc options; the command gets them with their credentials added."""
     @functools.wraps(fn)
     def with_credentials(jao, arcs):
-        from . import config
         from .replication import authenticated
         settings = config.load()
         return fn(authenticated(jao, settings), [authenticated(arc, settings) for arc in arcs])

@@ -253,12 +253,6 @@ class Database:
             query["skip"] = skip
         return self._req("POST", "_find", body=query)["docs"]
 
-    def put_attachment(self, doc_id, rev, name, content, content_type="application/octet-stream"):
-        res = self._req("PUT", f"{doc_path(doc_id)}/{quote(name, safe='')}",
-                        params={"rev": rev}, data=content,
-                        headers={"Content-Type": content_type})
-        return res["rev"]
-
     def get_attachment(self, doc_id, name):
         return self._req("GET", f"{doc_path(doc_id)}/{quote(name, safe='')}", raw=True).content
 

@@ -33,6 +33,10 @@ class Unavailable(CouchError):
     """CouchDB could not be reached."""
 
 
+class StartFailed(DrawsError):
+    """A program we run (the embedded server) is missing or did not start."""
+
+
 class RPCTimeout(DrawsError):
     """No reply came to an RPC request in time."""
 

@@ -33,6 +33,7 @@ log = logging.getLogger("draws.receiver")
 LEASE_SECONDS = 30.0
 RESCAN_SECONDS = 60.0
 MAX_ATTEMPTS = 5
+FINISH_ATTEMPTS = 5   # writes of a message's outcome, each after a conflict with ourselves
 
 
 @dataclass
@@ -87,7 +88,6 @@ class Receiver:
         self._stop = threading.Event()
         self._thread = None
         self._feed = None
-        self.handled = 0
 
     def start(self):
         self._thread = threading.Thread(target=self.run, daemon=True, name=f"receiver-{self.name}")
@@ -232,7 +232,6 @@ class Receiver:
             reply = message.reply
             self._finish(job, error, None if reply is None else
                          self.bus.new_message(message.msgback_id, reply))
-            self.handled += 1
             self._events.put(("done", job.doc["_id"]))
 
     def _keep_lease(self, job):
@@ -256,7 +255,7 @@ class Receiver:
             if error:
                 doc["error"] = error[:2000]
             unsent = [reply] if reply else []
-            for _ in range(5):
+            for _ in range(FINISH_ATTEMPTS):
                 outcome, *others = self.db.bulk([doc] + unsent)
                 for result in others:
                     if result.get("error") not in (None, "conflict"):   # conflict: a retry landed
@@ -272,6 +271,10 @@ class Receiver:
                     log.warning("message %s was taken over while we handled it", doc["_id"])
                     return
                 doc["_rev"] = current["_rev"]
+            # It kept changing under us (a replicated copy, say): it stays claimed, and is
+            # taken again when its lease runs out; a person must hear of it.
+            log.error("could not mark message %s %s: it changed under us %d times in a row",
+                      doc["_id"], doc["status"], FINISH_ATTEMPTS)
 
 
 class _Job:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from . import children
 from .couch import Server, safe_url
+from .exceptions import StartFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
@@ -24,7 +25,7 @@ LAUNCHER = Path(__file__).with_name("pouchdb-server.js")
 def command(port, host="127.0.0.1", data_dir=None, in_memory=False):
     """The command line that runs PouchDB Server with its files in DATA_DIR."""
     if not BINARY.exists():
-        raise SystemExit(f"{BINARY} is missing: run `make install` (npm ci) first")
+        raise StartFailed(f"{BINARY} is missing: run `make install` (npm ci) first")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg = data_dir / "config.json"   # the server keeps its own settings here too (admins)
@@ -68,7 +69,7 @@ def spawn(url, data_dir, in_memory=False, log_file=None, host=None, die_with_par
                  stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(data_dir), env=env)
     if not wait_until_up(url, proc=proc):
         proc.kill()
-        raise SystemExit(f"PouchDB Server did not start on {safe_url(url)}"
+        raise StartFailed(f"PouchDB Server did not start on {safe_url(url)}"
                          + (f"; see {log_file}" if log_file else ""))
     return proc
 

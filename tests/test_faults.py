@@ -336,7 +336,7 @@ def test_interrupted_rpc_request_is_asked_again_by_a_live_caller_and_dropped_for
     from draws import rpc
     from draws.bus import Bus
     from draws.timestamps import timestamp
-    from draws.xtss import Client
+    from draws.xtss import XtssClient
 
     status = StatusTable(server)
     alive_uid, dead_uid = "uid://X1/X1/Xi1", "uid://X1/X1/Xi2"
@@ -357,7 +357,7 @@ def test_interrupted_rpc_request_is_asked_again_by_a_live_caller_and_dropped_for
     claim_by_a_dead_executor(msgq.get(dead_id))
     # A live caller: its request is interrupted the same way while it waits.
     with ThreadPoolExecutor(1) as pool:
-        answer = pool.submit(Client(bus, timeout=60).set_state, alive_uid, "Processing")
+        answer = pool.submit(XtssClient(bus, timeout=60).ask_set_state, alive_uid, "Processing")
         request = wait_for(lambda: msgq.find({"selector": "xtss", "body.ousUID": alive_uid}),
                            what="the live caller's request")[0]
         claim_by_a_dead_executor(request)

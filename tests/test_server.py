@@ -20,7 +20,8 @@ def test_start_is_a_no_op_when_a_server_answers_and_stop_stops_only_ours(tmp_pat
     res = run(env, "start")
     assert res.returncode == 0 and "PouchDB Server started on" in res.stdout, res.stderr
     assert Server(url, wait=False).up()
-    assert (tmp_path / "couchdb" / "log.txt").exists() or (tmp_path / "couchdb" / "config.json").exists()
+    Server(url).db("probe").create()   # its data lands under DRAWS_VAR, nowhere else
+    assert (tmp_path / "couchdb" / "data" / "probe").is_dir()
     assert not (ROOT / "config.json").exists() and not (ROOT / "log.txt").exists()
 
     again = run(env, "start")

@@ -26,7 +26,7 @@ from draws import config, server as embedded
 from draws.couch import Server, safe_url
 from draws.feed import Feed
 from draws.ous import EXECUTIVE_FLAG, MANUAL_RECIPE, StatusTable
-from draws.runtime import setup_logging
+from draws.runtime import run_main, setup_logging
 from draws.site import ROOT, Site
 
 PROGID = "2015.1.00657.S"
@@ -159,15 +159,15 @@ def tmux(site):
 @click.option("--dashboard-port", default=5000, show_default=True)
 @click.option("--jao-cache-port", default=8001, show_default=True)
 @click.option("--eu-cache-port", default=8000, show_default=True)
+@run_main("demo")
 def main(use_tmux, exit_when_done, timeout, dashboard_port, jao_cache_port, eu_cache_port):
     """Run DRAWS on this host and watch OUSs reach Delivered."""
     setup_logging("demo", "WARNING")
     settings = config.load()
-    var = os.environ.get("DRAWS_VAR", str(ROOT / "var"))
     knobs = {"DRAWS_DELAY_SCALE": os.environ.get("DRAWS_DELAY_SCALE", "0.5")}
     knobs.update({k: os.environ[k] for k in ("DRAWS_FAILURE_RATE", "DRAWS_SEED", "DRAWS_LOG_LEVEL")
                   if k in os.environ})
-    site = Site(var, settings.couchdb_url, (dashboard_port, jao_cache_port, eu_cache_port), knobs,
+    site = Site(settings.var, settings.couchdb_url, (dashboard_port, jao_cache_port, eu_cache_port), knobs,
                 auto=not use_tmux)
     if use_tmux:
         if not shutil.which("tmux"):

@@ -18,9 +18,9 @@ class BatchHelper:
         self.rng = ctx.settings.rng("aqua-batch-helper")
 
     def give_recipes(self):
-        for ous in self.ctx.xtss.find(STATE, "^$"):   # a null substate counts as ""
+        for ous in self.ctx.xtss.ask_ouss(STATE, "^$"):   # a null substate counts as ""
             recipe = self.rng.choice(RECIPES)
-            self.ctx.xtss.set_substate(ous["entityId"], recipe)
+            self.ctx.xtss.ask_set_substate(ous["entityId"], recipe)
             self.ctx.log.info("%s (%s): recipe %s", ous["entityId"], ous.get("progID"), recipe)
 
     def run(self):

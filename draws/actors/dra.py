@@ -46,13 +46,13 @@ class Dra:
 
     def ready(self):
         """ReadyForProcessing OUSs with a Pipeline recipe, by UID (through XTSS)."""
-        return self.ctx.xtss.find(STATE, PIPELINE)
+        return self.ctx.xtss.ask_ouss(STATE, PIPELINE)
 
     def assign(self, ous):
         uid, recipe = ous["entityId"], ous.get("substate")
         xtss = self.ctx.xtss
-        xtss.set_exec(uid, self.location)   # first: whoever sees Processing sees where
-        xtss.set_state(uid, "Processing")
+        xtss.ask_set_exec(uid, self.location)   # first: whoever sees Processing sees where
+        xtss.ask_set_state(uid, "Processing")
         self.ctx.bus.send(*messages.process(self.location, ous.get("progID"), uid, recipe))
         self.ctx.log.info("%s (%s, %s) assigned to %s", uid, ous.get("progID"), recipe, self.location)
 

@@ -75,7 +75,7 @@ class Ingestor:
         return path
 
     def _substate(self, uid, substate, delay=0.0):
-        self.ctx.xtss.set_substate(uid, substate)
+        self.ctx.xtss.ask_set_substate(uid, substate)
         self.ctx.log.info("%s: %s", uid, substate)
         time.sleep(self.ctx.settings.delay(delay))
 

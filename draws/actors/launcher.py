@@ -26,8 +26,8 @@ class Launcher:
         ctx.log.info("%s (%s) is ReadyForProcessing%s", uid, self.progid,
                      f" with recipe {self.recipe}" if self.recipe else "")
         if executive:
+            status.set_flag(uid, EXECUTIVE_FLAG, executive)   # first, as DRA: whoever sees Processing sees where
             status.set_state(uid, "Processing")
-            status.set_flag(uid, EXECUTIVE_FLAG, executive)
             selector, body = messages.process(executive, self.progid, uid, self.recipe)
             ctx.bus.send(selector, body)
             ctx.log.info("%s is Processing at %s: sent to %s", uid, executive, selector)

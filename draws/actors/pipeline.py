@@ -14,7 +14,6 @@ import html
 import io
 import json
 import shutil
-import sys
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -146,7 +145,7 @@ def main(argv=None):
         made = Pipeline(settings, args.workdir, args.progid, args.ousuid, args.recipe, run_timestamp).run()
     except PipelineFailure as exc:
         log.error("%s", exc)
-        sys.exit(FAILED)
+        return FAILED
     log.info("products in %s", made)
     print(json.dumps({"timestamp": run_timestamp, "productsDir": made.name}), flush=True)
 

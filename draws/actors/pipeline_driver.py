@@ -49,7 +49,7 @@ class PipelineDriver:
         # agree, it may lag behind msgq's replication, so XTSS has the last word.
         if ours(StatusTable(ctx.server).get_or_none(uid)):
             return True
-        matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
+        matches = [d for d in ctx.xtss.ask_ouss("Processing") if d.get("entityId") == uid]
         if not matches:
             ctx.log.warning("%s is not Processing any more: nothing to do", uid)
             return False
@@ -76,7 +76,7 @@ class PipelineDriver:
             status = pipeline.wait()
             if status != 0:
                 ctx.log.error("the Pipeline failed on %s (exit status %d)", uid, status)
-                ctx.xtss.set_state(uid, "ProcessingProblem")
+                ctx.xtss.ask_set_state(uid, "ProcessingProblem")
                 return "ProcessingProblem"
             name = products.products_dir(progid, run_timestamp)
             produced = Path(workdir, name, products.products_path(uid))
@@ -92,7 +92,7 @@ class PipelineDriver:
             sent.append(messages.cached(location, "weblog", location, weblog.name))
         sent.append(messages.report(uid, run_timestamp, location, report, name))
         ctx.bus.send_all(sent)   # one request for them all
-        ctx.xtss.set_state(uid, "ReadyForReview")
+        ctx.xtss.ask_set_state(uid, "ReadyForReview")
         ctx.log.info("%s is ReadyForReview", uid)
         return "ReadyForReview"
 

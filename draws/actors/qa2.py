@@ -67,7 +67,7 @@ class Qa2:
 
     # -- reviews
     def ready(self):
-        return self.ctx.xtss.find(STATE)
+        return self.ctx.xtss.ask_ouss(STATE)
 
     def current_report(self, ous):
         """The report of the OUS's latest Pipeline run, or None while it has not arrived."""
@@ -82,20 +82,20 @@ class Qa2:
         if answer == "F":
             # Recipe and executive go first: DRA --auto must never see the OUS
             # ReadyForProcessing with its old recipe still set.
-            xtss.clear_exec(uid)
-            xtss.set_substate(uid, None)
-            xtss.set_state(uid, "ReadyForProcessing")
+            xtss.ask_clear_exec(uid)
+            xtss.ask_set_substate(uid, None)
+            xtss.ask_set_state(uid, "ReadyForProcessing")
         elif answer in "PS":
-            xtss.set_state(uid, "Verified")
+            xtss.ask_set_state(uid, "Verified")
             self.deliver(uid, report)
         else:
-            xtss.set_state(uid, STATE)
+            xtss.ask_set_state(uid, STATE)
         self.ctx.log.info("%s: QA2 %s", uid, VERDICTS[answer])
 
     def deliver(self, uid, report):
         """Ask for the ingestion of a Verified OUS's products (again: the ingestor is idempotent)."""
         self.ctx.bus.send(*messages.ingest(uid, report["timestamp"], report["productsDir"]))
-        self.ctx.xtss.set_state(uid, "DeliveryInProgress")
+        self.ctx.xtss.ask_set_state(uid, "DeliveryInProgress")
 
     def interactive(self, console=None):
         console = console or Console()
@@ -105,7 +105,7 @@ class Qa2:
             if report is None:
                 raise InvalidRequest(f"the Pipeline report of {ous['entityId']} has not arrived yet; "
                                      "try again in a moment.")
-            self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
+            self.ctx.xtss.ask_set_state(ous["entityId"], "Reviewing")
             console.say(f"\nPipeline report of {ous['entityId']} (run {report['timestamp']}, "
                         f"{report.get('source')}):\n")
             console.say(Reports.decode(report).rstrip())
@@ -148,19 +148,19 @@ class Qa2:
                     self._awaiting.add(ous["entityId"])
                     continue
                 self._awaiting.discard(ous["entityId"])
-                self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
+                self.ctx.xtss.ask_set_state(ous["entityId"], "Reviewing")
                 self.decide(ous, report, self.answer)
             self._left_over = False
         finally:
             self._reviewing.clear()
 
     def finish_left_reviews(self):
-        for ous in self.ctx.xtss.find("Verified"):   # never a resting state
+        for ous in self.ctx.xtss.ask_ouss("Verified"):   # never a resting state
             report = self.reports.latest(ous["entityId"])
             if report is not None:
                 self.ctx.log.info("%s was left Verified: asking for its ingestion", ous["entityId"])
                 self.deliver(ous["entityId"], report)
-        for ous in self.ctx.xtss.find("Reviewing"):
+        for ous in self.ctx.xtss.ask_ouss("Reviewing"):
             report = self.current_report(ous)
             if report is not None:
                 self.ctx.log.info("%s was left Reviewing: finishing its review", ous["entityId"])

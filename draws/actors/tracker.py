@@ -43,10 +43,11 @@ class Tracker:
         finally:
             self._checking = False
 
-    def waits_for_products(self, doc):
-        """Does a change of NGAS, the metadata or a delivery matter now? Only while an
-        OUS waits for them: the ingestor writes them all before ProductsIngested,
-        which wakes us anyway (at an ARC they may come later, by replication)."""
+    def waiting(self):
+        """Does any change of NGAS, the metadata or a delivery matter now? Only while an
+        OUS waits for them (which one is not worth working out: check_all looks at
+        each): the ingestor writes them all before ProductsIngested, which wakes us
+        anyway (at an ARC they may come later, by replication)."""
         return bool(self._told) or self._checking
 
     def check(self, ous):
@@ -57,8 +58,8 @@ class Tracker:
         problems = [p for p in map(self._problem, delivery["dataProducts"]) if p]
         if problems:
             return self._waits(uid, "; ".join(problems))
-        self.ctx.xtss.clear_exec(uid)   # first: whoever sees Delivered sees the final state
-        self.ctx.xtss.set_state(uid, "Delivered")
+        self.ctx.xtss.ask_clear_exec(uid)   # first: whoever sees Delivered sees the final state
+        self.ctx.xtss.ask_set_state(uid, "Delivered")
         self._told.pop(uid, None)
         self.ctx.log.info("%s Delivered: its %d products are here", uid, len(delivery["dataProducts"]))
 
@@ -96,7 +97,7 @@ class Tracker:
         db = self.ctx.server.db
         (Trigger()
          .watch(db(tables.STATUS), is_ingested)
-         .watch(db(tables.DELIVERY), lambda doc: doc.get("complete") and self.waits_for_products(doc))
-         .watch(db(tables.NGAS), self.waits_for_products)
-         .watch(db(tables.METADATA), self.waits_for_products)
+         .watch(db(tables.DELIVERY), lambda doc: doc.get("complete") and self.waiting())
+         .watch(db(tables.NGAS), lambda doc: self.waiting())
+         .watch(db(tables.METADATA), lambda doc: self.waiting())
          .run(self.check_all))

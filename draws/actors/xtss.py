@@ -2,7 +2,7 @@
 
 It serves the selector ``xtss`` (an RPC executor); what a request carries
 is in :mod:`draws.messages`, the client actors call it with is
-:class:`draws.xtss.Client`.
+:class:`draws.xtss.XtssClient`.
 """
 
 from .. import messages
