@@ -40,6 +40,18 @@ def _is_terminal(stream):
         return False
 
 
+def _line_editor(console):
+    """GNU readline when the console is this process's terminal: what a person has
+    typed so far can then be shown again below a line printed meanwhile."""
+    if not (console.live and console.stdin is sys.stdin and console.stdout is sys.stdout):
+        return None
+    try:
+        import readline
+    except ImportError:
+        return None
+    return readline
+
+
 class Console:
     def __init__(self, stdin=None, stdout=None):
         self.stdin = stdin or sys.stdin
@@ -48,6 +60,21 @@ class Console:
         self.live = _is_terminal(self.stdin) and _is_terminal(self.stdout)
         self.asking = None          # the question waiting for its answer, if any
         self._lock = threading.RLock()
+        self._editor = _line_editor(self)
+
+    def _read_line(self, question):
+        """QUESTION, then the line typed ('' at end of input)."""
+        if self._editor is not None:
+            self.asking = question
+            try:
+                return input(question) + "\n"
+            except EOFError:
+                return ""
+        with self._lock:
+            self.stdout.write(question)
+            self.stdout.flush()
+            self.asking = question
+        return self.stdin.readline()
 
     def say(self, text=""):
         with self._lock:
@@ -55,12 +82,8 @@ class Console:
 
     def ask(self, question):
         """One stripped line of input; EndOfInput at end of input or 'q'."""
-        with self._lock:
-            self.stdout.write(question)
-            self.stdout.flush()
-            self.asking = question
         try:
-            line = self.stdin.readline()
+            line = self._read_line(question)
         finally:
             self.asking = None
         if not line:
@@ -81,14 +104,17 @@ class Console:
             self.say(f"Please answer one of {', '.join(answers)}.")
 
     def above(self, write, text):
-        """WRITE(TEXT) above the waiting question (if any), which is shown again after it."""
+        """WRITE(TEXT) above the waiting question (if any), which is shown again after it
+        (with what was typed so far, when readline keeps it)."""
         with self._lock:
-            if self.asking:
+            asking = self.asking
+            if asking:
                 self.stdout.write(CLEAR_LINE)
                 self.stdout.flush()
             write(text)
-            if self.asking:
-                self.stdout.write(self.asking)
+            if asking:   # readline's cursor stays right when what was typed is shown after it
+                typed = self._editor.get_line_buffer() if self._editor is not None else ""
+                self.stdout.write(asking + typed)
             self.stdout.flush()
 
     @contextlib.contextmanager

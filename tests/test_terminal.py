@@ -13,7 +13,7 @@ from draws.products import products_dir
 from support import ROOT, wait_for
 
 PROG = "2015.1.00657.S"
-A, B = "uid://X1/X1/Xt1", "uid://X1/X1/Xt2"
+A, B, C = "uid://X1/X1/Xt1", "uid://X1/X1/Xt2", "uid://X1/X1/Xt3"
 PROMPT = "Enter a UID (empty line: refresh, q: quit):"
 RUN = "2018-07-24T09:49:20.902"
 
@@ -30,6 +30,7 @@ class Terminal:
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
         script.write_text(f"{exports}cd {shlex.quote(str(ROOT))}\nexec {' '.join(map(shlex.quote, argv))}\n")
         self.tmux("new-session", "-d", "-x", "200", "-y", "50", "bash", str(script))
+        self.pane = self.tmux("list-panes", "-F", "#{pane_id}").split()[0]
 
     def tmux(self, *args):
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
@@ -77,6 +78,17 @@ def test_dra_list_follows_the_table_without_a_keystroke(server, actors, terminal
     wait_for(lambda: f"gone: {A}" in dra.screen(), 30, what=f"{A} gone")
     wait_for(lambda: prompt_last(dra), 10, what="the prompt shown again, last")
     assert f"new: {B}" not in dra.screen()
+
+    # Half a UID typed when a line arrives: shown again after the prompt, and still there.
+    dra.tmux("send-keys", "-t", dra.pane, "-l", "uid://X1/X1/")
+    wait_for(lambda: dra.last_line() == f"{PROMPT} uid://X1/X1/", 10, what="the typing shown")
+    status.reset(PROG, C, "PipelineCalibration")
+    wait_for(lambda: f"new: {C}" in dra.screen(), 30, what=f"{C} announced")
+    wait_for(lambda: dra.last_line() == f"{PROMPT} uid://X1/X1/", 10, what="the typing shown again")
+    dra.tmux("send-keys", "-t", dra.pane, "-l", "Xt3")
+    dra.tmux("send-keys", "-t", dra.pane, "Enter")
+    wait_for(lambda: status.get(C)["state"] == "Processing", 30, what=f"{C} assigned")
+    wait_for(lambda: f"{C} is Processing at EU." in dra.screen(), 10, what="DRA saying so")
 
 
 def test_qa2_log_lines_go_above_its_prompt(server, actors, terminal):
