@@ -30,7 +30,7 @@ def _alive(entry):
     except ProcessLookupError:
         return False
     except (PermissionError, TypeError, ValueError, OverflowError):
-        return True
+        pass   # someone else's process, or an entry we cannot read: not ours to drop
     return True
 
 

@@ -195,6 +195,9 @@ class _Listing:
 
     def _follow(self):
         while self._wake.wait() and not self._stop.is_set():
+            if self.console.asking != UID_QUESTION:   # a person is busy: news can wait
+                self._stop.wait(0.5)
+                continue
             self._wake.clear()
             shown = self.shown
             try:
@@ -204,7 +207,8 @@ class _Listing:
                 continue
             with self.console._lock:
                 if self.shown != shown or self.console.asking != UID_QUESTION:
-                    continue   # the list was shown again meanwhile, or a person is busy
+                    self._wake.set()   # the list was shown again meanwhile, or a person is busy
+                    continue
                 before, after = self.uids(), {o.get("entityId") for o in items}
                 lines = [f"new: {'  '.join(self.row(o))}" for o in items if o.get("entityId") not in before]
                 lines += [f"gone: {o.get('entityId')}" for o in self.items if o.get("entityId") not in after]

@@ -33,7 +33,7 @@ log = logging.getLogger("draws.receiver")
 LEASE_SECONDS = 30.0
 RESCAN_SECONDS = 60.0
 MAX_ATTEMPTS = 5
-FINISH_ATTEMPTS = 5   # writes of a message's outcome, each after a conflict with ourselves
+FINISH_ATTEMPTS = 5   # tries to write a message's outcome while it conflicts
 
 
 @dataclass

@@ -70,7 +70,7 @@ def spawn(url, data_dir, in_memory=False, log_file=None, host=None, die_with_par
     if not wait_until_up(url, proc=proc):
         proc.kill()
         raise StartFailed(f"PouchDB Server did not start on {safe_url(url)}"
-                         + (f"; see {log_file}" if log_file else ""))
+                          + (f"; see {log_file}" if log_file else ""))
     return proc
 
 
