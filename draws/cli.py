@@ -5,8 +5,7 @@ import json
 
 import click
 
-from . import config, rpc
-from . import server as embedded
+from . import config, dbserver, rpc
 from .couch import safe_url
 from .exceptions import InvalidRequest
 from .runtime import Context, run_main
@@ -69,22 +68,22 @@ def rpc_command(selector, request, timeout):
 
 @cli.group()
 def server():
-    """The embedded CouchDB-compatible server (PouchDB Server)."""
+    """This host's CouchDB: PouchDB Server, or Apache CouchDB from DRAWS_COUCHDB_RELEASE."""
 
 
 @server.command()
 @run_main("server")
 def start():
-    """Start it on DRAWS_COUCHDB_URL's port, unless a CouchDB answers there."""
+    """Start it on DRAWS_COUCHDB_URL's host and port, unless a CouchDB answers there."""
     settings = config.load()
-    return embedded.start(settings.couchdb_url, settings.var)
+    return dbserver.start(settings.couchdb_url, settings.var, settings.couchdb_release)
 
 
 @server.command()
 @run_main("server")
 def stop():
     """Stop the server that `start` started (and nothing else)."""
-    return embedded.stop(config.load().var)
+    return dbserver.stop(config.load().var)
 
 
 

@@ -24,14 +24,14 @@ LOCATIONS = ("JAO", "EA", "EU", "NA")
 ARCS = ("EA", "EU", "NA")
 DEFAULT_COUCHDB_URL = "http://127.0.0.1:5984"
 DEFAULT_CACHE_URL = "http://localhost:8000"
+SERVER_KINDS = ("pouchdb", "couchdb")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # DRAWS_* variables that are not settings of the system but are ours all the
 # same: read by the tests, the tools or the embedded server's wrapper. Any
 # other DRAWS_* name is reported as unknown (a misspelt setting, probably).
 OTHER_VARIABLES = ("DRAWS_CONFIG", "DRAWS_REQUEST_COUNT_FILE", "DRAWS_FAULT_SEED",
-                   "DRAWS_FUZZ_SEED", "DRAWS_CHAOS_SEED", "DRAWS_CHAOS_EPISODES",
-                   "DRAWS_COUCHDB_RELEASE")
+                   "DRAWS_FUZZ_SEED", "DRAWS_CHAOS_SEED", "DRAWS_CHAOS_EPISODES")
 OTHER_PREFIXES = ("DRAWS_TEST_",)   # the test suite's own: DRAWS_TEST_SERVER, DRAWS_TEST_COUCHDB_*
 
 log = logging.getLogger("draws.config")
@@ -44,6 +44,8 @@ class Settings:
     local_cache: str = None
     caches: dict = dataclasses.field(default_factory=dict)  # site -> path or user@host:path
     couchdb_url: str = DEFAULT_COUCHDB_URL
+    couchdb_release: str = None   # an unpacked Apache CouchDB 3 release, for `make server`
+    test_server: str = "pouchdb"  # the kind of server the test suite starts (SERVER_KINDS)
     delay_scale: float = 1.0
     failure_rate: float = 0.1
     seed: int = None
@@ -51,7 +53,7 @@ class Settings:
     credentials_file: str = None   # netrc-style, for other sites' servers (None: ~/.netrc)
     log_level: str = "INFO"
     cache_url: str = DEFAULT_CACHE_URL   # where AQUA/QA2's weblog links point
-    var: str = str(Path(__file__).resolve().parent.parent / "var")   # the embedded server's data and logs
+    var: str = str(Path(__file__).resolve().parent.parent / "var")   # `make server`'s data, pid file and logs
 
     def require(self, *names):
         """Raise a ConfigError naming the first missing setting."""
@@ -158,6 +160,13 @@ def load(env=None):
         s.cache_url = str(raw["cache_url"]).rstrip("/")
     if raw.get("var"):
         s.var = str(raw["var"])
+    if raw.get("couchdb_release"):
+        s.couchdb_release = str(raw["couchdb_release"])
+    if raw.get("test_server"):
+        s.test_server = str(raw["test_server"]).lower()
+        if s.test_server not in SERVER_KINDS:
+            raise ConfigError(f"DRAWS_TEST_SERVER must be one of {', '.join(SERVER_KINDS)}, "
+                              f"not {raw['test_server']!r}")
     if raw.get("delay_scale") not in (None, ""):
         s.delay_scale = _number("delay_scale", raw["delay_scale"], float, 0)
     if raw.get("failure_rate") not in (None, ""):

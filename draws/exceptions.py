@@ -34,7 +34,7 @@ class Unavailable(CouchError):
 
 
 class StartFailed(DrawsError):
-    """A program we run (the embedded server) is missing or did not start."""
+    """A program we run (this host's CouchDB server) is missing or did not start."""
 
 
 class RPCTimeout(DrawsError):

@@ -43,13 +43,13 @@ def test_closing_words_say_what_will_not_move_and_what_to_do():
     assert "launcher.py 2015.1.00657.S uid://X1/X1/Xb3" in words[1]
 
 
-def test_demo_brings_every_ous_to_the_end(tmp_path, server):
+def test_demo_brings_every_ous_to_the_end(tmp_path, server, couch_url):
     # A person's OUS on the server the demo finds: left alone, and the demo says so.
     status = StatusTable(server)
     status.reset("2015.1.00657.S", "uid://X1/X1/Xb2", "PipelineImaging")
     status.set_state("uid://X1/X1/Xb2", "Processing")
     res = subprocess.run([sys.executable, "tools/demo.py", "--exit-when-done", "--timeout", "240",
-                          *ports()], cwd=str(ROOT), env=demo_env(tmp_path, server.url),
+                          *ports()], cwd=str(ROOT), env=demo_env(tmp_path, couch_url),
                          capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "demo: done:" in res.stdout and "Delivered" in res.stdout
