@@ -29,6 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from . import presence
 from .bus import is_message, pattern_regex
 from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
 from .timestamps import at, parse_timestamp, timestamp
@@ -50,6 +51,8 @@ class Defer(Exception):
         super().__init__(reason)
         self.delay = delay
         self.reason = reason
+
+FINISH_ATTEMPTS = 5   # tries to write a message's outcome while it conflicts
 
 
 @dataclass
@@ -109,7 +112,6 @@ class Receiver:
         self._stop = threading.Event()
         self._thread = None
         self._feed = None
-        self.handled = 0
 
     def start(self):
         self._thread = threading.Thread(target=self.run, daemon=True, name=f"receiver-{self.name}")
@@ -121,6 +123,7 @@ class Receiver:
         self._events.put(None)
         if self._feed is not None:
             self._feed.unsubscribe(self._on_doc)
+            presence.leave(self.bus, ",".join(self.patterns))
         self._pool.shutdown(wait=wait)
 
     def join(self, timeout=None):
@@ -136,6 +139,7 @@ class Receiver:
         # Hear of new messages before the first scan, so that nothing falls between.
         self._feed = self.bus.feed()
         self._feed.subscribe(self._on_doc)
+        presence.enter(self.bus, ",".join(self.patterns))
         next_scan = 0.0
         while not self._stop.is_set():
             now = time.time()
@@ -288,7 +292,6 @@ class Receiver:
             except Exception:   # whatever it is, the slot must be freed (else it is lost for good)
                 log.exception("could not write the outcome of message %s", job.doc["_id"])
             finally:
-                self.handled += 1
                 self._events.put(("done", job.doc["_id"], later))
 
     def _keep_lease(self, job):
@@ -332,7 +335,7 @@ class Receiver:
         mid, selector = doc["_id"], doc["selector"]
         with job.lock:
             doc["_rev"] = job.doc["_rev"]
-            for _ in range(5):
+            for _ in range(FINISH_ATTEMPTS):
                 outcome, *others = self.db.bulk([doc] + unsent)
                 for result in others:
                     if result.get("error") not in (None, "conflict"):   # conflict: a retry landed

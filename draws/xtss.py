@@ -5,8 +5,9 @@ from .exceptions import RemoteError
 from .ous import Refused
 
 
-class Client:
-    """Calls XTSS over the bus; raises RemoteError with XTSS's reason on errors."""
+class XtssClient:
+    """Asks XTSS over the bus (an RPC each: the ask_ methods); raises RemoteError with
+    XTSS's reason on errors. Writing the status table directly is draws.ous.StatusTable's."""
 
     def __init__(self, bus, timeout=300.0):
         self.bus = bus
@@ -24,19 +25,19 @@ class Client:
             raise Refused(reply[messages.REFUSED])
         return reply
 
-    def set_state(self, uid, state, reason=None):
+    def ask_set_state(self, uid, state, reason=None):
         return self.request(*messages.xtss_set("set-state", uid, state, reason))
 
-    def set_substate(self, uid, substate):
+    def ask_set_substate(self, uid, substate):
         return self.request(*messages.xtss_set("set-substate", uid, substate))
 
-    def set_exec(self, uid, executive):
+    def ask_set_exec(self, uid, executive):
         return self.request(*messages.xtss_set("set-exec", uid, executive))
 
-    def clear_exec(self, uid):
+    def ask_clear_exec(self, uid):
         return self.request(*messages.xtss_set("clear-exec", uid))
 
-    def find(self, state, substate=".*"):
+    def ask_ouss(self, state, substate=".*"):
         return self.request(*messages.xtss_find(state, substate))
 
     def transition(self, uid, step, expect, to=None, **more):

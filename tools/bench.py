@@ -35,7 +35,7 @@ from draws.receiver import Receiver
 from draws.runtime import Context
 from draws.site import ROOT, Site
 from draws.timestamps import parse_timestamp, timestamp
-from draws.xtss import Client
+from draws.xtss import XtssClient
 
 DOCS = ROOT / "docs"
 PROGID = "2015.1.00657.S"
@@ -145,14 +145,14 @@ def rpc_round_trip(bench, runs=3, per_run=100):
     uid = "uid://B1/B1/B1"
     status.reset(PROGID, uid, RECIPE)
     bus = Bus(bench.server, actor="bench")
-    client = Client(bus, timeout=60)
-    client.set_exec(uid, "EU")  # warm-up
+    client = XtssClient(bus, timeout=60)
+    client.ask_set_exec(uid, "EU")  # warm-up
     values = []
     for _ in range(runs):
         run = []
         for _ in range(per_run):
             t0 = time.perf_counter()
-            client.set_exec(uid, "EU")
+            client.ask_set_exec(uid, "EU")
             run.append((time.perf_counter() - t0) * 1000)
         values.append(run)
     proc.kill()

@@ -113,7 +113,7 @@ class Ingestor:
                         f"{len(missing)} products of {uid} not yet in {folder}")
         reason = reason or (f"{len(missing)} products never reached {folder} "
                             f"in {self.products_wait:g} s")
-        self.ctx.xtss.set_state(uid, "ProcessingProblem", reason=reason)
+        self.ctx.xtss.ask_set_state(uid, "ProcessingProblem", reason=reason)
         raise DrawsError(f"{uid}: {reason}")
 
     def _not_cached(self, products_dir):

@@ -66,7 +66,7 @@ class PipelineDriver:
         # agree, it may lag behind msgq's replication, so XTSS has the last word.
         if ours(StatusTable(ctx.server).get_or_none(uid)):
             return True
-        matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
+        matches = [d for d in ctx.xtss.ask_ouss("Processing") if d.get("entityId") == uid]
         if not matches:
             ctx.log.warning("%s is not Processing any more: nothing to do", uid)
             return False
@@ -146,7 +146,7 @@ class PipelineDriver:
         if self.assignment is None:   # the original's DRA sent the request
             if sent:
                 ctx.bus.send_all(sent)
-            ctx.xtss.set_state(uid, state, reason=reason)
+            ctx.xtss.ask_set_state(uid, state, reason=reason)
             return state
         try:
             ctx.xtss.transition(uid, f"{self.assignment}.run", ["Processing"], state,

@@ -67,7 +67,7 @@ class Qa2:
 
     # -- reviews
     def ready(self):
-        return self.ctx.xtss.find(STATE)
+        return self.ctx.xtss.ask_ouss(STATE)
 
     def current_report(self, ous):
         """The report of the OUS's latest Pipeline run, or None while it has not arrived."""
@@ -150,7 +150,7 @@ class Qa2:
 
         return pick_loop(console, "OUSs ready for review", ("UID", "Program", "Recipe"),
                          self.ready, lambda o: (o["entityId"], o.get("progID", ""), o.get("substate") or ""),
-                         act)
+                         act, follow=(self.ctx.server.db(tables.STATUS), lambda doc: doc.get("state") == STATE))
 
     def auto(self):
         """Review every ReadyForReview OUS with our answer once its report is stored; never returns.

@@ -44,10 +44,11 @@ class Tracker:
         finally:
             self._checking = False
 
-    def waits_for_products(self, doc):
-        """Does a change of NGAS, the metadata or a delivery matter now? Only while an
-        OUS waits for them: the ingestor writes them all before ProductsIngested,
-        which wakes us anyway (at an ARC they may come later, by replication)."""
+    def waiting(self):
+        """Does any change of NGAS, the metadata or a delivery matter now? Only while an
+        OUS waits for them (which one is not worth working out: check_all looks at
+        each): the ingestor writes them all before ProductsIngested, which wakes us
+        anyway (at an ARC they may come later, by replication)."""
         return bool(self._told) or self._checking
 
     def check(self, ous):
@@ -101,7 +102,7 @@ class Tracker:
         db = self.ctx.server.db
         (Trigger()
          .watch(db(tables.STATUS), is_ingested)
-         .watch(db(tables.DELIVERY), lambda doc: doc.get("complete") and self.waits_for_products(doc))
-         .watch(db(tables.NGAS), self.waits_for_products)
-         .watch(db(tables.METADATA), self.waits_for_products)
+         .watch(db(tables.DELIVERY), lambda doc: doc.get("complete") and self.waiting())
+         .watch(db(tables.NGAS), lambda doc: self.waiting())
+         .watch(db(tables.METADATA), lambda doc: self.waiting())
          .run(self.check_all))
