@@ -34,8 +34,18 @@ WAITING = "ProcessingProblem"   # no actor moves an OUS out of it: the 10 found 
 PAGES = {"overview": "/", "OUS page": "/ous/{}", "bus page": "/bus"}
 
 
-def timed_ms(fn, repeats):
-    fn()   # the first brings the indexes up to date after the bulk writes: not timed
+def timed_ms(fn, repeats, patience=600):
+    # The first brings the indexes up to date after the bulk writes: not timed, and
+    # tried again while it fails (a dashboard page gives up on CouchDB meanwhile).
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fn()
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(5)
     values = []
     for _ in range(repeats):
         t0 = time.perf_counter()
