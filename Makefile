@@ -51,10 +51,10 @@ test: install            ## the whole test suite (starts its own servers)
 	$(BIN)/python -m pytest
 
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000
-	$(BIN)/python -m draws demo
+	$(BIN)/python tools/demo.py
 
 bench: install $(VENV)/.bench  ## measurements; writes BENCHMARKS.md and docs/bench-*.png
-	$(BIN)/python -m draws.benchmarks
+	$(BIN)/python tools/bench.py
 
 $(VENV)/.bench: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench]'

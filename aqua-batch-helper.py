@@ -7,14 +7,14 @@ gets ManualCalibration, which the mockup never processes.
 
 import click
 
-from draws.actors import batch_helper
+from draws.actors.batch_helper import BatchHelper
 from draws.runtime import Context, run_main
 
 
 @click.command(help=__doc__)
 @run_main("aqua-batch-helper")
 def main():
-    batch_helper.run(Context.start("aqua-batch-helper"))
+    BatchHelper(Context.start("aqua-batch-helper")).run()
 
 
 if __name__ == "__main__":

@@ -27,11 +27,7 @@ from draws.runtime import Context, run_main
               help="Where the weblogs are served.")
 @run_main("aqua-qa2")
 def main(answer, cache_url):
-    qa2 = Qa2(Context.start("aqua-qa2"), cache_url)
-    qa2.listen()
-    if answer:
-        qa2.auto(answer.upper())
-    sys.exit(qa2.interactive())
+    sys.exit(Qa2(Context.start("aqua-qa2"), cache_url, answer and answer.upper()).run())
 
 
 if __name__ == "__main__":

@@ -6,16 +6,14 @@ Indexes are kept; no other database on the server is touched.
 
 import click
 
-from draws.actors.cleaner import clear_all
+from draws.actors.cleaner import Cleaner
 from draws.runtime import Context, run_main
 
 
 @click.command(help=__doc__)
 @run_main("clear-all-dbs")
 def main():
-    ctx = Context.start("clear-all-dbs")
-    for table, count in clear_all(ctx.server).items():
-        ctx.log.info("%-18s %d document(s) deleted", table, count)
+    Cleaner(Context.start("clear-all-dbs")).run()
 
 
 if __name__ == "__main__":

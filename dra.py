@@ -23,10 +23,7 @@ from draws.runtime import Context, run_main
 @run_main("dra")
 def main(location, auto):
     ctx = Context.start("dra")
-    dra = Dra(ctx, location or ctx.settings.location)
-    if auto:
-        dra.auto()
-    sys.exit(dra.interactive())
+    sys.exit(Dra(ctx, location or ctx.settings.location, auto).run())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Example: ./launcher.py 2015.1.00657.S uid://X1/X1/Xb0 PipelineCalibration EU
 
 import click
 
-from draws.actors.launcher import launch
+from draws.actors.launcher import Launcher
 from draws.runtime import Context, run_main
 
 
@@ -20,7 +20,7 @@ from draws.runtime import Context, run_main
 @click.argument("executive", required=False)
 @run_main("launcher")
 def main(progid, ousuid, recipe, executive):
-    launch(Context.start("launcher"), progid, ousuid, recipe, executive)
+    Launcher(Context.start("launcher"), progid, ousuid, recipe, executive).run()
 
 
 if __name__ == "__main__":

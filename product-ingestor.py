@@ -20,7 +20,7 @@ from draws.runtime import Context, run_main
 @run_main("product-ingestor")
 def main(workers, products_wait):
     ctx = Context.start("product-ingestor", require=("local_cache",))
-    Ingestor(ctx, products_wait).run(workers)
+    Ingestor(ctx, workers, products_wait).run()
 
 
 if __name__ == "__main__":

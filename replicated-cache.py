@@ -15,7 +15,6 @@ Example, JAO on the same host as the EU ARC:
 
 import click
 
-from draws import cache
 from draws.actors.replicator import Replicator
 from draws.runtime import Context, run_main
 
@@ -30,14 +29,7 @@ from draws.runtime import Context, run_main
 @run_main("replicated-cache")
 def main(ea, eu, na, port, host):
     ctx = Context.start("replicated-cache", require=("location", "local_cache"))
-    replicator = Replicator(ctx, caches={"EA": ea, "EU": eu, "NA": na})
-    httpd = cache.serve(replicator.cache.root, host, port)
-    ctx.log.info("serving %s at http://%s:%d/ (weblogs at /weblogs/)",
-                 replicator.cache.root, host, httpd.server_port)
-    ctx.log.info("listening on %s; other caches: %s", replicator.selector,
-                 ", ".join(f"{site}={where}" for site, where in sorted(replicator.caches.items())
-                           if site != replicator.location) or "none")
-    replicator.receiver().run()
+    Replicator(ctx, {"EA": ea, "EU": eu, "NA": na}, port, host).run()
 
 
 if __name__ == "__main__":

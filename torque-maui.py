@@ -15,11 +15,7 @@ from draws.runtime import Context, run_main
               show_default=True, help="Pipeline Drivers run at once.")
 @run_main("torque-maui")
 def main(max_executions):
-    ctx = Context.start("torque-maui", require=("location", "local_cache"))
-    torque = Torque(ctx, max_executions)
-    ctx.log.info("listening on %s, running at most %d Pipeline Driver(s) at once",
-                 torque.selector, max_executions)
-    torque.receiver().run()
+    Torque(Context.start("torque-maui", require=("location", "local_cache")), max_executions).run()
 
 
 if __name__ == "__main__":

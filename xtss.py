@@ -8,7 +8,7 @@ transitions, unless --strict is given.
 
 import click
 
-from draws import rpc, xtss
+from draws.actors.xtss import Xtss
 from draws.runtime import Context, run_main
 
 
@@ -18,12 +18,7 @@ from draws.runtime import Context, run_main
               help="Requests served at once.")
 @run_main("xtss")
 def main(strict, workers):
-    ctx = Context.start("xtss")
-    executor = rpc.Executor(ctx.bus, xtss.SELECTOR, xtss.Service(ctx.server, strict=strict),
-                            concurrency=workers)
-    ctx.log.info("serving selector '%s' with CouchDB at %s%s", xtss.SELECTOR, ctx.server.url,
-                 " (strict transitions)" if strict else "")
-    executor.run()
+    Xtss(Context.start("xtss"), strict, workers).run()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import click
 
 from . import rpc
 from . import server as embedded
-from .demo import main as demo_main
 from .couch import safe_url
 from .exceptions import InvalidRequest
 from .runtime import Context, run_main
@@ -110,7 +109,7 @@ def purge(older_than):
 
     Unconsumed, in-progress and failed messages are kept whatever their age.
     """
-    from .bus import purge as purge_messages
+    from .retention import purge as purge_messages
     from . import tables
     seconds = _duration(older_than)
     ctx = Context.start("purge")
@@ -183,6 +182,3 @@ def teardown(jao, arcs):
     from . import replication as rep
     for puller, rid in rep.teardown(jao, arcs):
         click.echo(f"removed  {rid:45} at {safe_url(puller)}")
-
-
-cli.add_command(demo_main, name="demo")

@@ -11,6 +11,7 @@ import threading
 
 from draws.bus import Bus
 from draws.couch import Server
+from draws.receiver import Receiver
 
 url, selector, outfile, mode, lease = sys.argv[1:6]
 out = open(outfile, "a", buffering=1)
@@ -22,4 +23,4 @@ def handle(message):
         threading.Event().wait()
 
 
-Bus(Server(url), actor="bus-worker").receiver(selector, handle, lease=float(lease)).run()
+Receiver(Bus(Server(url), actor="bus-worker"), selector, handle, lease=float(lease)).run()

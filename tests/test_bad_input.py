@@ -19,6 +19,7 @@ from draws import tables
 from draws.actors.cleaner import clear_all
 from draws.archive import Ngas, Reports
 from draws.bus import Bus
+from draws.rpc import Reply
 from draws.couch import Server
 from draws.ous import StatusTable
 from support import Actors, free_port, wait_for
@@ -274,7 +275,7 @@ def test_bad_message_is_refused_clearly_and_the_actor_keeps_serving(site, select
     if callable(body):
         body = body(site)
     msgback = uuid.uuid4().hex if selector == "xtss" else None
-    waiter = site.bus.expect(msgback) if msgback else None
+    expected = Reply(site.bus, msgback) if msgback else None
     (mid,) = site.bus.send(selector, body, msgback_id=msgback)
     doc = wait_for(lambda: site.handled(mid), timeout=60, what=f"the message on {selector} handled")
     assert doc["status"] == status, doc.get("error")
@@ -283,8 +284,8 @@ def test_bad_message_is_refused_clearly_and_the_actor_keeps_serving(site, select
         assert "Traceback" not in doc["error"]
     else:
         wait_for(lambda: any(text in a.log() for a in site.procs.values()), what=f"the log to say {text!r}")
-    if waiter:
-        reply = site.bus.take(waiter, timeout=30)
+    if expected:
+        reply = expected.take(timeout=30)
         assert reply is not None and text in reply.body["error"]
     assert all(a.alive() for a in site.procs.values()), site.actors.logs()
 

@@ -7,6 +7,8 @@ import uuid
 import pytest
 
 from draws.bus import Bus
+from draws.receiver import Receiver
+from draws.rpc import Reply
 from draws.timestamps import timestamp
 from draws.exceptions import InvalidRequest
 from support import ROOT, wait_for
@@ -48,7 +50,7 @@ def test_messages_are_handled_oldest_first(bus):
     for i in range(20):
         bus.send("order.test", {"i": i})
     seen, handle = collector()
-    receiver = bus.listen("order.test", handle)
+    receiver = Receiver(bus, "order.test", handle).start()
     wait_for(lambda: len(seen) == 20, what="20 messages")
     receiver.stop()
     assert [m.body["i"] for m in seen] == list(range(20))
@@ -56,7 +58,7 @@ def test_messages_are_handled_oldest_first(bus):
 
 def test_messages_sent_while_listening_arrive(bus):
     seen, handle = collector()
-    receiver = bus.listen("live.*", handle)
+    receiver = Receiver(bus, "live.*", handle).start()
     time.sleep(0.3)
     bus.send("live.a", "one")
     bus.send("live.b", "two")
@@ -92,7 +94,7 @@ def test_a_failing_handler_marks_the_message_failed_and_goes_on(bus, server):
         if message.body == "bad":
             raise ValueError("cannot digest this")
         seen.append(message.body)
-    receiver = bus.listen("fragile", handle)
+    receiver = Receiver(bus, "fragile", handle).start()
     (bad,) = bus.send("fragile", "bad")
     bus.send("fragile", "good")
     wait_for(lambda: seen == ["good"], what="the good message")
@@ -105,7 +107,7 @@ def test_a_failing_handler_marks_the_message_failed_and_goes_on(bus, server):
 
 def test_a_message_written_by_another_program_is_delivered(bus, server):
     seen, handle = collector()
-    receiver = bus.listen("handmade", handle)
+    receiver = Receiver(bus, "handmade", handle).start()
     now = timestamp()
     server.db("msgq").put({"_id": f"{now}-{'0' * 32}", "creationTimestamp": now,
                            "originIP": "10.0.0.1", "selector": "handmade",
@@ -197,9 +199,9 @@ def test_send_all_writes_separate_messages_in_one_request(bus, server):
 
 def test_a_reply_is_found_even_when_the_feed_has_stopped(bus, server):
     """take() looks directly now and then, so a cut-off feed delays a reply, never loses it."""
-    waiter = bus.expect("reply.sel")
+    expected = Reply(bus, "reply.sel")
     bus.feed().stop()          # as if cut off for good
     Bus(server, actor="other").send("reply.sel", {"answer": 42})
-    got = bus.take(waiter, timeout=20, patience=0.5)
+    got = expected.take(timeout=20, patience=0.5)
     assert got is not None and got.body == {"answer": 42}
     assert server.db("msgq").get(got.id)["consumed"] is True

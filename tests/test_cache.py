@@ -9,7 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from draws import config, pipeline
+from draws import config
+from draws.actors.pipeline import Pipeline
 from draws.actors.replicator import Replicator
 from draws.archive import Ngas
 from draws.bus import Bus
@@ -38,7 +39,7 @@ def make_zip(path, entries):
 
 def run_pipeline(env, workdir):
     """A real Pipeline run (no delay); returns its products directory."""
-    return pipeline.run(config.load(env), workdir, PROGID, UID, "PipelineImaging", TS)
+    return Pipeline(config.load(env), workdir, PROGID, UID, "PipelineImaging", TS).run()
 
 
 def test_weblog_expands_once_into_its_own_folder(tmp_path):
@@ -234,7 +235,7 @@ def test_two_ouss_run_at_the_same_millisecond_share_one_products_directory(env, 
     at the site that pulls it (found by the 500-OUS soak: the second was dropped)."""
     settings = config.load(env)
     other = "uid://X1/X1/Xb1"
-    runs = [pipeline.run(settings, tmp_path / f"work-{n}", PROGID, uid, "PipelineImaging", TS)
+    runs = [Pipeline(settings, tmp_path / f"work-{n}", PROGID, uid, "PipelineImaging", TS).run()
             for n, uid in enumerate((UID, other))]
     assert runs[0].name == runs[1].name == PRODUCTS_DIR
     arc, jao = Cache(tmp_path / "arc"), Cache(tmp_path / "jao")

@@ -11,11 +11,12 @@ from dashboard import create_app
 from draws import archive, products, tables
 from draws import server as embedded
 from draws.archive import Delivery, Metadata, Ngas, Reports
-from draws.benchmarks import populate_scale
 from draws.bus import Bus
+from draws.history import populate_scale
 from draws.timestamps import timestamp
 from draws.exceptions import InvalidRequest
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
+from draws.receiver import Receiver
 from support import free_port, wait_for
 
 PROGID = "2015.1.00657.S"
@@ -58,7 +59,7 @@ def failed_message(server, reason):
     bus = Bus(server, actor="test")
     def handler(message):
         raise InvalidRequest(reason)
-    receiver = bus.listen("test.reject", handler)
+    receiver = Receiver(bus, "test.reject", handler).start()
     [mid] = bus.send("test.reject", {"x": 1})
     try:
         wait_for(lambda: server.db(tables.MSGQ).get(mid).get("status") == "failed", 20,

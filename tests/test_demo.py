@@ -1,4 +1,4 @@
-"""`make demo` (python -m draws demo): the whole life cycle, hands-off."""
+"""`make demo` (tools/demo.py): the whole life cycle, hands-off."""
 
 import os
 import shutil
@@ -25,7 +25,7 @@ def ports():
 
 
 def test_demo_brings_every_ous_to_the_end(tmp_path, server):
-    res = subprocess.run([sys.executable, "-m", "draws", "demo", "--exit-when-done", "--timeout", "240",
+    res = subprocess.run([sys.executable, "tools/demo.py", "--exit-when-done", "--timeout", "240",
                           *ports()], cwd=str(ROOT), env=demo_env(tmp_path, server.url),
                          capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -47,7 +47,7 @@ def test_demo_in_tmux_opens_a_window_per_actor(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     env = demo_env(tmp_path, url)
     p = ports()
-    res = subprocess.run([sys.executable, "-m", "draws", "demo", "--tmux", *p], cwd=str(ROOT),
+    res = subprocess.run([sys.executable, "tools/demo.py", "--tmux", *p], cwd=str(ROOT),
                          env=env, capture_output=True, text=True, timeout=120)
     try:
         assert res.returncode == 0, res.stderr
@@ -66,7 +66,7 @@ def test_demo_in_tmux_opens_a_window_per_actor(tmp_path):
 def test_sigterm_stops_everything_the_demo_started(tmp_path):
     # Its own server (which the demo starts), so that nothing here can touch other tests.
     url = f"http://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([sys.executable, "-m", "draws", "demo", *ports()], cwd=str(ROOT),
+    proc = subprocess.Popen([sys.executable, "tools/demo.py", *ports()], cwd=str(ROOT),
                             env=demo_env(tmp_path, url), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: (tmp_path / "var" / "log" / "dashboard.log").exists(), what="the actors")

@@ -332,6 +332,7 @@ def test_two_of_each_actor_handle_every_message_once(actors, env, server):
 def test_interrupted_rpc_request_is_asked_again_by_a_live_caller_and_dropped_for_a_dead_one(actors, server):
     from concurrent.futures import ThreadPoolExecutor
 
+    from draws import rpc
     from draws.bus import Bus
     from draws.timestamps import timestamp
     from draws.xtss import Client
@@ -351,7 +352,7 @@ def test_interrupted_rpc_request_is_asked_again_by_a_live_caller_and_dropped_for
 
     # A dead caller's request: nobody waits for its reply.
     (dead_id,) = bus.send("xtss", {"operation": "set-state", "ousUID": dead_uid, "value": "Processing"},
-                          msgback_id=bus.new_reply_selector())
+                          msgback_id=rpc.new_reply_selector())
     claim_by_a_dead_executor(msgq.get(dead_id))
     # A live caller: its request is interrupted the same way while it waits.
     with ThreadPoolExecutor(1) as pool:

@@ -35,7 +35,7 @@ def expected_tree(uid, ts):
 
 def test_pipeline_creates_exactly_the_products_tree(env, tmp_path):
     work = tmp_path / "work"
-    done = run_module("draws.pipeline", "--workdir", work, "--timestamp", TS, "--", PROGID, UID, RECIPE,
+    done = run_module("draws.actors.pipeline", "--workdir", work, "--timestamp", TS, "--", PROGID, UID, RECIPE,
                       env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"timestamp": TS, "productsDir": "2015.1.00657.S_2018_07_24T09_49_20.902"}
@@ -60,7 +60,7 @@ def test_pipeline_creates_exactly_the_products_tree(env, tmp_path):
 
 def test_pipeline_failure_leaves_no_products(env, tmp_path):
     work = tmp_path / "work"
-    done = run_module("draws.pipeline", "--workdir", work, "--", PROGID, UID, RECIPE,
+    done = run_module("draws.actors.pipeline", "--workdir", work, "--", PROGID, UID, RECIPE,
                       env=dict(env, DRAWS_FAILURE_RATE="1"))
     assert done.returncode == 2
     assert "failed" in done.stderr and done.stdout == ""
@@ -68,10 +68,10 @@ def test_pipeline_failure_leaves_no_products(env, tmp_path):
 
 
 def test_pipeline_and_driver_refuse_option_like_values(env, tmp_path):
-    for module in ("draws.pipeline", "draws.pipeline_driver"):
+    for module in ("draws.actors.pipeline", "draws.actors.pipeline_driver"):
         done = run_module(module, "--", PROGID, "-rf", RECIPE, env=env)
         assert done.returncode != 0 and "'-rf' is not an OUS UID" in done.stderr, done.stderr
-    done = run_module("draws.pipeline_driver", "--", PROGID, UID, "ManualCalibration", env=env)
+    done = run_module("draws.actors.pipeline_driver", "--", PROGID, UID, "ManualCalibration", env=env)
     assert done.returncode == 1 and "not a Pipeline recipe" in done.stderr
 
 
@@ -94,7 +94,7 @@ def messages(server):
 def test_driver_caches_announces_and_sets_ready_for_review(env, server, actors, tmp_path):
     actors.start("xtss.py")
     status = processing(server)
-    done = run_module("draws.pipeline_driver", "--", PROGID, UID, RECIPE, env=eu_env(env, tmp_path))
+    done = run_module("draws.actors.pipeline_driver", "--", PROGID, UID, RECIPE, env=eu_env(env, tmp_path))
     assert done.returncode == 0, done.stderr
     assert status.get(UID)["state"] == "ReadyForReview"
 
@@ -126,7 +126,7 @@ def test_driver_caches_announces_and_sets_ready_for_review(env, server, actors, 
 def test_driver_failure_sets_processing_problem(env, server, actors, tmp_path):
     actors.start("xtss.py")
     status = processing(server)
-    done = run_module("draws.pipeline_driver", "--", PROGID, UID, RECIPE,
+    done = run_module("draws.actors.pipeline_driver", "--", PROGID, UID, RECIPE,
                       env=dict(eu_env(env, tmp_path), DRAWS_FAILURE_RATE="1"))
     assert done.returncode == 0, done.stderr
     assert status.get(UID)["state"] == "ProcessingProblem"
@@ -141,7 +141,7 @@ def test_driver_ignores_a_stale_request(env, server, actors, tmp_path):
     other = "uid://X1/X1/Xb1"
     processing(server, other, executive="NA")
     for uid in (UID, other):
-        done = run_module("draws.pipeline_driver", "--", PROGID, uid, RECIPE, env=eu_env(env, tmp_path))
+        done = run_module("draws.actors.pipeline_driver", "--", PROGID, uid, RECIPE, env=eu_env(env, tmp_path))
         assert done.returncode == 0 and "nothing to do" in done.stderr, done.stderr
     assert status.get(UID)["state"] == "ReadyForReview"
     assert status.get(other)["state"] == "Processing"

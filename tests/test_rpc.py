@@ -32,7 +32,7 @@ def test_call_gets_the_reply(bus):
 
 
 def test_only_a_request_can_be_answered(bus):
-    from draws.bus import Message
+    from draws.receiver import Message
     with pytest.raises(InvalidRequest, match="no msgbackID"):
         Message("id", "sel", {}).respond({"no": "one asked"})
 

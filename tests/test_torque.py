@@ -80,9 +80,9 @@ def test_killing_torque_kills_its_drivers_and_pipelines(env, server, actors):
 
     def children():
         procs = session_processes(torque.pid)
-        kinds = {"draws.pipeline_driver" if "draws.pipeline_driver" in c else "draws.pipeline"
-                 for p, c in procs.items() if p != torque.pid and "-m draws.pipeline" in c}
-        return kinds == {"draws.pipeline_driver", "draws.pipeline"} and procs
+        kinds = {"draws.actors.pipeline_driver" if "draws.actors.pipeline_driver" in c else "draws.actors.pipeline"
+                 for p, c in procs.items() if p != torque.pid and "-m draws.actors.pipeline" in c}
+        return kinds == {"draws.actors.pipeline_driver", "draws.actors.pipeline"} and procs
 
     wait_for(children, 30, what="a Pipeline Driver and its Pipeline")
     os.kill(torque.pid, signal.SIGKILL)        # Torque/Maui alone, not its process group

@@ -12,18 +12,20 @@ from ..watch import Trigger
 STATE = "ReadyForProcessing"
 
 
-def run(ctx):
-    """Set recipes now and whenever an OUS lacking one appears; never returns."""
-    rng = ctx.settings.rng("aqua-batch-helper")
+class BatchHelper:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.rng = ctx.settings.rng("aqua-batch-helper")
 
-    def relevant(doc):
-        return doc.get("state") == STATE and not doc.get("substate")
+    def give_recipes(self):
+        for ous in self.ctx.xtss.find(STATE, "^$"):   # a null substate counts as ""
+            recipe = self.rng.choice(RECIPES)
+            self.ctx.xtss.set_substate(ous["entityId"], recipe)
+            self.ctx.log.info("%s (%s): recipe %s", ous["entityId"], ous.get("progID"), recipe)
 
-    def work():
-        for ous in ctx.xtss.find(STATE, "^$"):   # a null substate counts as ""
-            recipe = rng.choice(RECIPES)
-            ctx.xtss.set_substate(ous["entityId"], recipe)
-            ctx.log.info("%s (%s): recipe %s", ous["entityId"], ous.get("progID"), recipe)
-
-    ctx.log.info("giving recipes to OUSs ReadyForProcessing without one")
-    Trigger().watch(ctx.server.db(tables.STATUS), relevant).run(work)
+    def run(self):
+        """Set recipes now and whenever an OUS lacking one appears; never returns."""
+        self.ctx.log.info("giving recipes to OUSs ReadyForProcessing without one")
+        Trigger().watch(self.ctx.server.db(tables.STATUS),
+                        lambda doc: doc.get("state") == STATE and not doc.get("substate")
+                        ).run(self.give_recipes)

@@ -19,3 +19,12 @@ def clear_all(server):
             deleted += len(doomed)
         counts[name] = deleted
     return counts
+
+
+class Cleaner:
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def run(self):
+        for table, count in clear_all(self.ctx.server).items():
+            self.ctx.log.info("%-18s %d document(s) deleted", table, count)

@@ -5,7 +5,7 @@ executive (a site): XTSS sets it Processing and flags the executive, and
 the site's Torque/Maui gets ``pipeline.process.<LOC>``.
 """
 
-from .. import tables
+from .. import messages, tables
 from ..config import LOCATIONS
 from ..exceptions import InvalidRequest
 from ..ous import is_pipeline_recipe
@@ -25,9 +25,16 @@ def check_location(location):
 
 
 class Dra:
-    def __init__(self, ctx, location):
+    """Assigns to LOCATION: at a prompt, or (AUTO) every such OUS as it appears."""
+
+    def __init__(self, ctx, location, auto=False):
         self.ctx = ctx
         self.location = check_location(location)
+        self.auto = auto
+
+    def run(self):
+        """The prompt's exit status; with AUTO, never returns."""
+        return self.assign_all() if self.auto else self.interactive()
 
     def ready(self):
         """ReadyForProcessing OUSs with a Pipeline recipe, by UID (through XTSS)."""
@@ -38,8 +45,7 @@ class Dra:
         xtss = self.ctx.xtss
         xtss.set_exec(uid, self.location)   # first: whoever sees Processing sees where
         xtss.set_state(uid, "Processing")
-        self.ctx.bus.send(f"pipeline.process.{self.location}",
-                          {"progID": ous.get("progID"), "ousUID": uid, "recipe": recipe})
+        self.ctx.bus.send(*messages.process(self.location, ous.get("progID"), uid, recipe))
         self.ctx.log.info("%s (%s, %s) assigned to %s", uid, ous.get("progID"), recipe, self.location)
 
     def interactive(self, console=None):
@@ -53,7 +59,7 @@ class Dra:
                          ("UID", "Program", "Recipe"), self.ready,
                          lambda o: (o["entityId"], o.get("progID", ""), o.get("substate", "")), act)
 
-    def auto(self):
+    def assign_all(self):
         """Assign every such OUS as it appears; never returns."""
         self.ctx.log.info("assigning every OUS ready for Pipeline processing to %s", self.location)
 

@@ -11,28 +11,23 @@ message: then it waits for them (bounded) instead of failing.
 import time
 from pathlib import Path
 
+from .. import messages
 from ..archive import Delivery, Metadata, Ngas
-from ..bus import body_fields
 from ..exceptions import DrawsError, InvalidRequest
-from ..ous import StatusTable, check_uid
-from ..products import check_name, check_timestamp, product_names, products_path
+from ..ous import StatusTable
+from ..products import product_names, products_path
+from ..receiver import Receiver
 
-SELECTOR = "ingest.JAO"
 PRODUCTS_WAIT = 300.0    # seconds to wait for products still on their way
 CHECK_INTERVAL = 0.25    # how often to look for them meanwhile (the file system has no feed)
 # The original's simulated waits, in seconds (scaled by DRAWS_DELAY_SCALE).
 TRIGGER_DELAY, ANALYSIS_DELAY, PRODUCT_DELAY = 3.0, 5.0, 2.0
 
 
-def check_ingest(body):
-    """(ousUID, timestamp, productsDir) of an ingest.JAO body, or InvalidRequest."""
-    uid, ts, products_dir = body_fields(body, "an ingest message", "ousUID", "timestamp", "productsDir")
-    return check_uid(uid), check_timestamp(ts), check_name(products_dir)
-
-
 class Ingestor:
-    def __init__(self, ctx, products_wait=PRODUCTS_WAIT):
+    def __init__(self, ctx, workers=2, products_wait=PRODUCTS_WAIT):
         self.ctx = ctx
+        self.workers = workers
         self.cache = Path(ctx.settings.require("local_cache").local_cache)
         self.products_wait = products_wait
         self.status = StatusTable(ctx.server)
@@ -41,7 +36,7 @@ class Ingestor:
         self.delivery = Delivery(ctx.server)
 
     def handle(self, message):
-        uid, run, products_dir = check_ingest(message.body)
+        uid, run, products_dir = messages.check_ingest(message.body)
         ous = self.status.get_or_none(uid)
         if ous is None:
             raise InvalidRequest(f"no OUS {uid}")
@@ -102,6 +97,8 @@ class Ingestor:
                 logged = True
             time.sleep(CHECK_INTERVAL)
 
-    def run(self, workers=2):
-        self.ctx.log.info("ingesting products from %s on %s (%d at once)", self.cache, SELECTOR, workers)
-        self.ctx.bus.receiver(SELECTOR, self.handle, concurrency=workers).run()
+    def run(self):
+        """Ingest on every ingest.JAO message; never returns."""
+        selector = messages.INGEST_SELECTOR
+        self.ctx.log.info("ingesting products from %s on %s (%d at once)", self.cache, selector, self.workers)
+        Receiver(self.ctx.bus, selector, self.handle, concurrency=self.workers).run()

@@ -8,41 +8,20 @@ Pass/SemiPass verifies it and asks the Product Ingestor to ingest it, Cancel
 puts it back in ReadyForReview.
 """
 
-import base64
-import binascii
 import threading
 
-from .. import tables
+from .. import messages, tables
 from ..archive import Reports
-from ..bus import body_fields
-from ..config import LOCATIONS
 from ..exceptions import InvalidRequest
-from ..ous import check_uid, show
-from ..products import check_name, check_timestamp, weblog_stem
+from ..products import weblog_stem
 from ..prompt import Console, EndOfInput, pick_loop
+from ..receiver import Receiver
 from ..watch import Trigger
 
-REPORTS_SELECTOR = "pipeline.report.JAO"
-INGEST_SELECTOR = "ingest.JAO"
 STATE = "ReadyForReview"
 QUESTION = "[F]ail, [P]ass, [S]emipass, [C]ancel: "
 ANSWERS = "FPSC"
 VERDICTS = {"F": "Fail", "P": "Pass", "S": "SemiPass", "C": "Cancel"}
-
-
-def check_report(body):
-    """The fields of a pipeline.report.JAO body, or InvalidRequest saying what is wrong."""
-    body_fields(body, "a Pipeline report message", "ousUID", "timestamp", "source", "report", "productsDir")
-    check_uid(body["ousUID"])
-    check_timestamp(body["timestamp"])
-    check_name(body["productsDir"])
-    if body["source"] not in LOCATIONS:
-        raise InvalidRequest(f"source {show(body['source'])} is not a location (one of {', '.join(LOCATIONS)})")
-    try:
-        base64.b64decode(body["report"], validate=True)
-    except (TypeError, ValueError, binascii.Error):
-        raise InvalidRequest("report is not base64 text") from None
-    return body
 
 
 def reviewable_runs(ous):
@@ -53,21 +32,38 @@ def reviewable_runs(ous):
 
 
 class Qa2:
-    def __init__(self, ctx, cache_url):
+    """With ANSWER (F, P or S) every review gets it (--auto); without, a person reviews."""
+
+    def __init__(self, ctx, cache_url, answer=None):
         self.ctx = ctx
         self.cache_url = cache_url.rstrip("/")
+        self.answer = answer
         self.reports = Reports(ctx.server)
+        # --auto: reviews may have been left half done by a reviewer that stopped (at
+        # start) or by a run of ours that failed; they are looked for then only.
+        self._left_over = True
+        # --auto: OUSs ReadyForReview whose report has not been stored yet: only
+        # their reports' arrival is worth a look (a report usually comes first).
+        self._awaiting = set()
+        self._reviewing = threading.Event()
+
+    def run(self):
+        """Store reports in the background; review in the foreground (the exit status)."""
+        self.listen()
+        if self.answer:
+            self.auto()
+        return self.interactive()
 
     # -- the background part
     def store(self, message):
-        body = check_report(message.body)
+        body = messages.check_report(message.body)
         self.reports.store(body["ousUID"], body["timestamp"], body["report"],
                            body["productsDir"], body["source"])
         self.ctx.log.info("stored the Pipeline report of %s (run %s at %s)",
                           body["ousUID"], body["timestamp"], body["source"])
 
     def listen(self):
-        return self.ctx.bus.listen(REPORTS_SELECTOR, self.store, concurrency=2)
+        return Receiver(self.ctx.bus, messages.REPORT_SELECTOR, self.store, concurrency=2).start()
 
     # -- reviews
     def ready(self):
@@ -98,8 +94,7 @@ class Qa2:
 
     def deliver(self, uid, report):
         """Ask for the ingestion of a Verified OUS's products (again: the ingestor is idempotent)."""
-        self.ctx.bus.send(INGEST_SELECTOR, {"ousUID": uid, "timestamp": report["timestamp"],
-                                            "productsDir": report["productsDir"]})
+        self.ctx.bus.send(*messages.ingest(uid, report["timestamp"], report["productsDir"]))
         self.ctx.xtss.set_state(uid, "DeliveryInProgress")
 
     def interactive(self, console=None):
@@ -127,59 +122,46 @@ class Qa2:
                          self.ready, lambda o: (o["entityId"], o.get("progID", ""), o.get("substate") or ""),
                          act)
 
-    def auto(self, answer):
-        """Review every ReadyForReview OUS with ANSWER once its report is stored; never returns.
+    def auto(self):
+        """Review every ReadyForReview OUS with our answer once its report is stored; never returns.
 
         A reviewer that stopped half-way (killed) left its OUS Reviewing or
         Verified: those are finished too, so --auto must not run beside a
         person reviewing at a prompt.
         """
-        self.ctx.log.info("answering %s to every OUS ready for review", VERDICTS[answer])
-
-        def finish_left_reviews():
-            for ous in self.ctx.xtss.find("Verified"):   # never a resting state
-                report = self.reports.latest(ous["entityId"])
-                if report is not None:
-                    self.ctx.log.info("%s was left Verified: asking for its ingestion", ous["entityId"])
-                    self.deliver(ous["entityId"], report)
-            for ous in self.ctx.xtss.find("Reviewing"):
-                report = self.current_report(ous)
-                if report is not None:
-                    self.ctx.log.info("%s was left Reviewing: finishing its review", ous["entityId"])
-                    self.decide(ous, report, answer)
-
-        # Reviews are left half done only by a reviewer that stopped: look for
-        # them at start and after a run that failed, not at every change.
-        left_over = [True]
-        # OUSs ReadyForReview whose report has not been stored yet: only their
-        # reports' arrival is worth a look (a report usually comes first).
-        awaiting = set()
-        running = threading.Event()
-
-        def work():
-            running.set()
-            try:
-                if left_over:
-                    finish_left_reviews()
-                    left_over.clear()
-                for ous in self.ready():
-                    report = self.current_report(ous)
-                    if report is None:   # its report's arrival wakes us again
-                        awaiting.add(ous["entityId"])
-                        continue
-                    awaiting.discard(ous["entityId"])
-                    self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
-                    self.decide(ous, report, answer)
-            except Exception:
-                left_over.append(True)
-                raise
-            finally:
-                running.clear()
-
-        def awaited(report):
-            return running.is_set() or report.get("ousUID") in awaiting
-
+        self.ctx.log.info("answering %s to every OUS ready for review", VERDICTS[self.answer])
         (Trigger()
          .watch(self.ctx.server.db(tables.STATUS), lambda doc: doc.get("state") == STATE)
-         .watch(self.ctx.server.db(tables.REPORTS), awaited)
-         .run(work))
+         .watch(self.ctx.server.db(tables.REPORTS),
+                lambda report: self._reviewing.is_set() or report.get("ousUID") in self._awaiting)
+         .run(self.review_all))
+
+    def review_all(self):
+        self._reviewing.set()
+        try:
+            if self._left_over:
+                self.finish_left_reviews()
+            self._left_over = True   # until this run ends well
+            for ous in self.ready():
+                report = self.current_report(ous)
+                if report is None:   # its report's arrival wakes us again
+                    self._awaiting.add(ous["entityId"])
+                    continue
+                self._awaiting.discard(ous["entityId"])
+                self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
+                self.decide(ous, report, self.answer)
+            self._left_over = False
+        finally:
+            self._reviewing.clear()
+
+    def finish_left_reviews(self):
+        for ous in self.ctx.xtss.find("Verified"):   # never a resting state
+            report = self.reports.latest(ous["entityId"])
+            if report is not None:
+                self.ctx.log.info("%s was left Verified: asking for its ingestion", ous["entityId"])
+                self.deliver(ous["entityId"], report)
+        for ous in self.ctx.xtss.find("Reviewing"):
+            report = self.current_report(ous)
+            if report is not None:
+                self.ctx.log.info("%s was left Reviewing: finishing its review", ous["entityId"])
+                self.decide(ous, report, self.answer)

@@ -8,36 +8,24 @@ archives the weblog zip in NGAS. The cache is served over HTTP by
 
 import time
 
+from .. import messages
 from ..archive import Ngas
-from ..cache import Cache, TransferError
-from ..config import LOCATIONS
+from ..cache import Cache, TransferError, serve
 from ..exceptions import InvalidRequest
-from ..ous import show
-from ..products import check_name
+from ..receiver import Receiver
 
-FILE_TYPES = ("productsdir", "weblog")
 RETRIES = 3          # after the first rsync attempt
 BACKOFF = 1.0        # seconds before the first retry, doubled each time
-
-
-def announcement(body):
-    """(fileType, cachedAt, name) of a well-formed ``cached.*`` body; InvalidRequest otherwise."""
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"a cached.* message is a JSON object, not {type(body).__name__}")
-    file_type, cached_at, name = body.get("fileType"), body.get("cachedAt"), body.get("name")
-    if file_type not in FILE_TYPES:
-        raise InvalidRequest(f"fileType must be one of {', '.join(FILE_TYPES)}, not {show(file_type)}")
-    if cached_at not in LOCATIONS:
-        raise InvalidRequest(f"cachedAt must be one of {', '.join(LOCATIONS)}, not {show(cached_at)}")
-    check_name(name)
-    if file_type == "weblog" and not name.endswith(".zip"):
-        raise InvalidRequest(f"a weblog is a .zip file, not {name!r}")
-    return file_type, cached_at, name
+WORKERS = 2          # files pulled at once
 
 
 class Replicator:
-    def __init__(self, ctx, caches=None, retries=RETRIES, backoff=BACKOFF):
+    """CACHES: other sites' cache locations beyond the settings'; PORT, HOST: where ours is served."""
+
+    def __init__(self, ctx, caches=None, port=8000, host="127.0.0.1", retries=RETRIES, backoff=BACKOFF):
         self.ctx = ctx
+        self.port = port
+        self.host = host
         self.log = ctx.log
         self.location = ctx.settings.location
         self.caches = dict(ctx.settings.caches, **{k: v for k, v in (caches or {}).items() if v})
@@ -45,10 +33,10 @@ class Replicator:
         self.ngas = Ngas(ctx.server) if self.location == "JAO" else None
         self.retries = retries
         self.backoff = backoff
-        self.selector = f"cached.{self.location}"
+        self.selector = messages.cached_selector(self.location)
 
     def handle(self, message):
-        file_type, cached_at, name = announcement(message.body)
+        file_type, cached_at, name = messages.check_cached(message.body)
         if cached_at == self.location:
             path = self.cache.path(name)
             if not path.exists():
@@ -82,6 +70,13 @@ class Replicator:
             self.log.info("pulled %s from %s", name, site)
             return path
 
-    def receiver(self, concurrency=2):
-        return self.ctx.bus.receiver(self.selector, self.handle, concurrency=concurrency,
-                                     name="replicated-cache")
+    def run(self):
+        """Serve this site's cache over HTTP and pull what is announced; never returns."""
+        httpd = serve(self.cache.root, self.host, self.port)
+        self.log.info("serving %s at http://%s:%d/ (weblogs at /weblogs/)",
+                      self.cache.root, self.host, httpd.server_port)
+        self.log.info("listening on %s; other caches: %s", self.selector,
+                      ", ".join(f"{site}={where}" for site, where in sorted(self.caches.items())
+                                if site != self.location) or "none")
+        Receiver(self.ctx.bus, self.selector, self.handle, concurrency=WORKERS,
+                 name="replicated-cache").run()

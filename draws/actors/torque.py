@@ -6,33 +6,30 @@ renewing the message's lease meanwhile), and further requests stay
 unclaimed in ``msgq`` until a slot frees, so none is lost.
 """
 
-from .. import pipeline_driver
+from .. import messages
 from ..children import spawn
-from ..bus import body_fields
 from ..exceptions import DrawsError
-
-
-def request(body):
-    """(progID, ousUID, recipe) of a well-formed request body; InvalidRequest otherwise."""
-    fields = body_fields(body, "a Pipeline request", "progID", "ousUID", "recipe")
-    pipeline_driver.check_request(*fields)
-    return fields
+from ..receiver import Receiver
+from .pipeline_driver import command
 
 
 class Torque:
     def __init__(self, ctx, max_executions=1):
         self.ctx = ctx
         self.max_executions = max_executions
-        self.selector = f"pipeline.process.{ctx.settings.location}"
+        self.selector = messages.process_selector(ctx.settings.location)
 
     def handle(self, message):
-        progid, uid, recipe = request(message.body)
+        progid, uid, recipe = messages.check_process(message.body)
         self.ctx.log.info("starting a Pipeline Driver for %s (%s, %s)", uid, progid, recipe)
-        status = spawn(pipeline_driver.command(progid, uid, recipe)).wait()
+        status = spawn(command(progid, uid, recipe)).wait()
         if status != 0:
             raise DrawsError(f"the Pipeline Driver for {uid} exited with status {status}")
         self.ctx.log.info("the Pipeline Driver for %s is done", uid)
 
-    def receiver(self):
-        return self.ctx.bus.receiver(self.selector, self.handle, concurrency=self.max_executions,
-                                     name="torque-maui")
+    def run(self):
+        """Run drivers for requests as they come; never returns."""
+        self.ctx.log.info("listening on %s, running at most %d Pipeline Driver(s) at once",
+                          self.selector, self.max_executions)
+        Receiver(self.ctx.bus, self.selector, self.handle, concurrency=self.max_executions,
+                 name="torque-maui").run()

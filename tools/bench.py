@@ -1,9 +1,11 @@
+#!/usr/bin/env python3
 """`make bench`: measure the bus, the life cycle and the dashboard against a fresh embedded server.
 
 Prints a table, writes BENCHMARKS.md and its pictures (docs/bench-*.png).
 Figures are pooled over repeated runs, with the spread across runs beside
 them. ``--soak N`` runs the (longer) memory soak instead, and keeps its
-result in BENCHMARKS.md for the next `make bench` to carry over.
+result in BENCHMARKS.md for the next `make bench` to carry over. How the
+figures were reached is told in docs/optimizing.md.
 """
 
 import os
@@ -15,24 +17,26 @@ import sys
 import tempfile
 import threading
 import time
-import types
 import uuid
 from pathlib import Path
 
 import click
 
-from . import server as embedded, tables
-from .actors.cleaner import clear_all
-from .actors.launcher import launch
-from .bus import Bus
-from .timestamps import parse_timestamp, timestamp
-from .couch import Server
-from .demo import Demo, actor_table
-from .feed import Feed
-from .ous import STATES, StatusTable
-from .xtss import Client
+from draws import server as embedded, tables
+from draws.actors.cleaner import clear_all
+from draws.actors.launcher import Launcher
+from draws.bus import Bus
+from draws.config import Settings
+from draws.couch import Server
+from draws.feed import Feed
+from draws.history import fill_consumed, populate_scale
+from draws.ous import STATES, StatusTable
+from draws.receiver import Receiver
+from draws.runtime import Context
+from draws.site import ROOT, Site
+from draws.timestamps import parse_timestamp, timestamp
+from draws.xtss import Client
 
-ROOT = embedded.ROOT
 DOCS = ROOT / "docs"
 PROGID = "2015.1.00657.S"
 RECIPE = "PipelineCalibration"
@@ -115,7 +119,7 @@ def hop_latency(bench, runs=3, per_run=200, gap=0.02):
     """Send → handler start, in ms, with the receiver in another process (GAP s between sends)."""
     out = bench.workdir / f"hop-{uuid.uuid4().hex[:8]}.txt"
     selector = f"bench.hop.{uuid.uuid4().hex[:8]}"
-    proc = bench.start(["-m", "draws.benchmarks", "receiver", bench.url, selector, str(out)], "receiver")
+    proc = bench.start(["tools/bench.py", "receiver", bench.url, selector, str(out)], "receiver")
     bus = Bus(bench.server, actor="bench")
     bus.send(selector, {"t": time.time(), "warmup": True})
     _wait_lines(out, 1)
@@ -157,17 +161,6 @@ def rpc_round_trip(bench, runs=3, per_run=100):
     return values
 
 
-def fill_consumed(bench, count, batch=2000):
-    """Add COUNT consumed messages to msgq, as a long-running system leaves them."""
-    db = bench.server.db(tables.MSGQ)
-    now = timestamp()
-    for start in range(0, count, batch):
-        docs = [{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
-                 "selector": "bench.old", "consumed": True, "status": "done", "body": {"n": start + i}}
-                for i in range(min(batch, count - start))]
-        db.bulk(docs)
-
-
 def summary(per_run):
     pooled = [v for run in per_run for v in run]
     p50s = [statistics.median(run) for run in per_run]
@@ -195,43 +188,31 @@ def proc_memory_mb(pid):
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
-class Site:
-    """Every single-host actor (draws.demo's actor table) on the bench server, without delays or failures."""
+class Workload:
+    """A whole site (draws.site) on the bench server, without delays or failures, and runs of OUSs through it."""
 
     def __init__(self, bench, max_executions=4):
         self.bench = bench
-        self.max_executions = max_executions
-        self.ports = (free_port(), free_port(), free_port())
-        self.demo = Demo(bench.workdir / f"site-{uuid.uuid4().hex[:6]}", bench.url, self.ports, 0)
+        knobs = {"DRAWS_DELAY_SCALE": "0", "DRAWS_FAILURE_RATE": "0", "DRAWS_SEED": "1",
+                 "DRAWS_LOG_LEVEL": "WARNING"}
+        self.site = Site(bench.workdir / f"site-{uuid.uuid4().hex[:6]}", bench.url,
+                         (free_port(), free_port(), free_port()), knobs, max_executions=max_executions)
         self.status = StatusTable(bench.server)
+        self.ctx = Context("bench", Settings(couchdb_url=bench.url), bench.server)
         self.runs = 0
-        self._ctx = types.SimpleNamespace(server=bench.server, log=_quiet_log(), bus=None)
 
     def start(self):
-        demo = self.demo
-        demo.log_dir.mkdir(parents=True, exist_ok=True)
-        for cache in (demo.jao_cache, demo.eu_cache):
-            (cache / "weblogs").mkdir(parents=True)
-        clear_all(self.bench.server)
-        for name, extra, argv in actor_table(demo.jao_cache, demo.eu_cache, *self.ports, auto=True):
-            if name == "torque-maui":
-                i = argv.index("-x")
-                argv = argv[:i + 1] + [str(self.max_executions)] + argv[i + 2:]
-            env = demo.env(dict(extra, DRAWS_FAILURE_RATE="0", DRAWS_SEED="1", DRAWS_LOG_LEVEL="WARNING"))
-            log = open(demo.log_dir / f"{name}.log", "wb")
-            proc = subprocess.Popen([sys.executable, "-u"] + argv, cwd=str(ROOT), env=env,
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-            demo.procs.append((name, proc))
+        self.site.prepare()
+        self.site.start()
         return self
 
     def pids(self):
-        return {name: proc.pid for name, proc in self.demo.procs}
+        return self.site.pids()
 
     def check_alive(self):
-        dead = self.demo.dead()
+        dead = self.site.dead()
         if dead:
-            raise RuntimeError(f"actors died: {', '.join(dead)} (logs in {self.demo.log_dir})")
+            raise RuntimeError(f"actors died: {', '.join(dead)} (logs in {self.site.log_dir})")
 
     def run(self, count, timeout=600):
         """Launch COUNT OUSs at once and wait until all are Delivered.
@@ -258,7 +239,7 @@ class Site:
         feed.start()
         started = time.monotonic()
         for uid in uids:
-            launch(self._ctx, PROGID, uid, RECIPE)
+            Launcher(self.ctx, PROGID, uid, RECIPE).run()
         deadline = started + timeout
         while not done.wait(2):
             self.check_alive()
@@ -274,12 +255,7 @@ class Site:
         return wall, sorted(t - started for t in delivered.values()), docs
 
     def stop(self):
-        self.demo.stop()
-
-
-def _quiet_log():
-    import logging
-    return logging.getLogger("draws.bench")
+        self.site.stop()
 
 
 def state_durations(docs):
@@ -332,7 +308,7 @@ def memory(site):
 
 def soak(bench, count, wave=50):
     """COUNT OUSs in waves of WAVE: each actor's memory after the first wave and at the end."""
-    site = Site(bench).start()
+    site = Workload(bench).start()
     try:
         started = time.monotonic()
         site.run(wave)
@@ -350,27 +326,6 @@ def soak(bench, count, wave=50):
 
 
 # -- the dashboard
-
-def populate_scale(server, uid, ouss=1000, messages=10000):
-    """The dashboard's scale case: OUSS OUSs spread over the states, MESSAGES
-    messages (1 in 40 unconsumed, some failed) about UID."""
-    status, msgq = server.db(tables.STATUS), server.db(tables.MSGQ)
-    now = timestamp()
-    prefix = uid.split("/")[2]
-    status.bulk([{"_id": f"uid___{prefix}_S{i}_X{i}", "entityId": f"uid://{prefix}/S{i}/X{i}",
-                  "progID": PROGID, "state": STATES[i % len(STATES)], "substate": "PipelineImaging",
-                  "flags": {}, "timestamp": now,
-                  "history": [{"state": s, "substate": None, "timestamp": now}
-                              for s in STATES[:1 + i % len(STATES)]]}
-                 for i in range(ouss)])
-    for start in range(0, messages, 1000):
-        msgq.bulk([{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
-                    "selector": ("xtss", "ingest.JAO", "cached.EU")[n % 3], "consumed": n % 40 != 0,
-                    "status": None if n % 40 == 0 else ("failed" if n % 99 == 0 else "done"),
-                    "error": "InvalidRequest: bad body" if n % 99 == 0 else None,
-                    "body": {"ousUID": uid, "pad": "x" * 200}}
-                   for n in range(start, min(start + 1000, messages))])
-
 
 def dashboard_render(bench, repeats=10):
     """The overview page's render time (ms) with 1,000 OUSs and 10,000 messages: fresh and warm."""
@@ -543,7 +498,7 @@ def measure_all(bench, backlog, count, runs, idle_seconds):
     r["loads"].append(loadavg())
 
     click.echo("starting a whole single-host site ...")
-    site = Site(bench).start()
+    site = Workload(bench).start()
     try:
         click.echo("  warm-up: one OUS through the life cycle")
         site.run(1, timeout=120)
@@ -563,7 +518,7 @@ def measure_all(bench, backlog, count, runs, idle_seconds):
     clear_all(bench.server)
     click.echo(f"adding {backlog:,} consumed messages to msgq ...")
     t0 = time.time()
-    fill_consumed(bench, backlog)
+    fill_consumed(bench.server, backlog)
     r["fill_seconds"] = time.time() - t0
     click.echo(f"bus hop latency with the backlog (load {loadavg():.1f}) ...")
     r["hop_backlog"] = summary(hop_latency(bench))
@@ -605,7 +560,7 @@ def report(r, soak_text):
         "figures taken with a load above 2 are pessimistic).",
         "",
         f"Rerun with `make bench` ({r['seconds']:.0f} s this time); the memory soak with "
-        "`.venv/bin/python -m draws.benchmarks --soak 500` (it keeps the other figures and "
+        "`.venv/bin/python tools/bench.py --soak 500` (it keeps the other figures and "
         "replaces its own section below).",
         "",
         "## Against the goals (issue #7)",
@@ -653,7 +608,7 @@ def report(r, soak_text):
         "## The life cycle",
         "",
         f"{len(life['wall'])} runs of {r['count']} OUSs (recipe {RECIPE}) launched at once into a whole "
-        "single-host site (`draws.demo`'s actors: XTSS, AQUA Batch Helper, DRA --auto, "
+        "single-host site (`draws.site`'s actors: XTSS, AQUA Batch Helper, DRA --auto, "
         "Torque/Maui -x 4, both caches, AQUA/QA2 --auto P, Product Ingestor, Data Tracker, "
         "dashboard) with `DRAWS_DELAY_SCALE=0` and `DRAWS_FAILURE_RATE=0`.",
         "",
@@ -719,79 +674,19 @@ def report(r, soak_text):
         "For scale: the original mockup's bus measured 713 ms p50 on the same server "
         "(1 s polling), 786 ms with 5,000 old messages.",
         "",
-        FINDINGS,
+        "## What was optimized, and how",
+        "",
+        "How these figures were reached (profiles, each step measured, what was tried and dropped, "
+        "what is left) is told in [docs/optimizing.md](docs/optimizing.md).",
+        "",
     ]
     return "\n".join(lines) + "\n" + (soak_text or soak_section(None))
-
-
-FINDINGS = """## What was optimized, and how
-
-Profiled with `node --cpu-prof` on PouchDB Server and `/proc` CPU times of
-every process, during 30- and 100-OUS life-cycle runs of this site on a
-quiet machine (load ≤ 1 at the start). Each row is one step, measured
-before going on to the next:
-
-| step | requests per OUS | PouchDB Server CPU per OUS | 100 OUSs |
-|---|---|---|---|
-| start: per-receiver filtered long polls, a long poll per RPC call | 330 | 1.2 s | 139 s |
-| one continuous, unfiltered msgq feed per process (receivers and RPC waits share it); continuous feeds for triggers and the dashboard; the Pipeline Driver reads its OUS locally and skips the table check | 181 | 0.69 s | 75 s |
-| a reply written with its request's outcome (one bulk request); AQUA/QA2 and the Data Tracker query only when something may be ready; the Pipeline imports no HTTP stack | 150 | 0.53 s | 64 s |
-| no read before changing a document this process wrote last (its `_rev` guards a stale copy); NGAS written first, checked only on a conflict | 126 | 0.52 s | 60 s |
-| the embedded server no longer measures a database's files at every request | 127 | 0.42 s | 53 s |
-| the driver's four messages in one request; AQUA/QA2 and the Data Tracker woken by a report or a delivery only while an OUS waits for it; the Pipeline and its driver start lighter (argparse, no yaml, modules compiled at install): 0.35 → 0.32 s of CPU per OUS for the two processes | 125 | 0.45 s | 54–57 s |
-
-Why the feeds changed: PouchDB Server re-reads a *filtered* feed's history
-since its last match at every write (its live listener only moves on when a
-document passes the filter), so a receiver waiting for a rare selector made
-each write dearer than the one before; and every long-poll wake-up is a new
-request with a new filter. An unfiltered continuous feed reads each change
-once. Each open feed still costs the server about 0.23 ms per write
-(measured: 3.7 ms of server CPU per msgq write with no feed open, 5.7 ms
-with 7, 6.9 ms with 14), so a process follows msgq once, not once per
-receiver. Two faults of PouchDB Server 4.2.0 are worked around by
-`draws/pouchdb-server.js`, which starts the unchanged server: continuous
-feeds whose client hung up were never ended (each made every later write
-dearer), and building each request's session measured the `_users`
-database's files on disk (an lstat per file; a tenth of a GET).
-
-Tried and dropped: processes without receivers (DRA, Data Tracker,
-Pipeline Drivers) waiting for a reply by long-polling the request document
-alone (`_doc_ids`) instead of following msgq: 148 requests per OUS, 64 s
-for 100 OUSs and an RPC p50 of 38 ms — the extra requests cost what the
-fewer feeds saved.
-
-What is left: an OUS is about 125 requests (about 70 of them msgq writes:
-14 XTSS calls of four writes — request, claim, outcome with reply, reply
-consumed — and the other messages of three), and the two cores are full:
-PouchDB Server's single thread (about 0.45 s of CPU per OUS), about 0.3 s
-of Python CPU per OUS in the actors, and another 0.3 s in each OUS's
-Pipeline Driver and Pipeline processes. Server CPU per OUS now moves with
-the machine's load more than with our changes (0.42–0.53 s for the same
-code), and so does the 100-OUS time. The per-state medians above show where
-OUSs wait: in Processing, for one of Torque/Maui's four slots, and before
-it, for DRA's two XTSS calls per OUS.
-
-**The dashboard's fresh page** (no cached view: every table queried) costs
-PouchDB Server about 80 µs per document returned, whatever the query's
-form (measured on the 1,000 OUSs: `_find` 83 ms, `_all_docs` 80 ms, a
-JavaScript view 82 ms; a `_count` view grouped by state 98 ms), and it
-reads 1,000 OUSs, 250 unread and 99 failed messages and the newest of each
-table. The page now asks for them all at once, and reads the newest
-messages backwards from `_all_docs` (a third of the time of a Mango query
-sorted by time): 240 → 157 ms. The live dashboard serves the warm page
-(views cached until their table's feed reports a change) in about 3 ms; a
-change to one table recomputes that table's part only.
-
-**The idle site** opens no request while nothing happens: its feeds are
-continuous (a heartbeat line every 10 s); the requests counted are the
-receivers' safety re-scans (two queries a minute each).
-"""
 
 
 def soak_section(s):
     head = [SOAK_BEGIN, "## Memory soak", ""]
     if s is None:
-        return "\n".join(head + ["Not run yet: `.venv/bin/python -m draws.benchmarks --soak 500`.",
+        return "\n".join(head + ["Not run yet: `.venv/bin/python tools/bench.py --soak 500`.",
                                  "", SOAK_END, ""])
     lines = head + [
         f"{s['count']} OUSs in waves of {s['wave']} (measured {s['date']}, {s['seconds']:.0f} s, "
@@ -837,7 +732,7 @@ def receiver(url, selector, outfile):
 
     def handle(message):
         out.write(f"{(time.time() - message.body['t']) * 1000:.3f}\n")
-    Bus(Server(url), actor="bench-receiver").receiver(selector, handle).run()
+    Receiver(Bus(Server(url), actor="bench-receiver"), selector, handle).run()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The Pipeline (mock): one run creates the products tree of spec §4.
 
-    python -m draws.pipeline [--workdir DIR] [--timestamp TS] -- PROGID OUSUID RECIPE
+    python -m draws.actors.pipeline [--workdir DIR] [--timestamp TS] -- PROGID OUSUID RECIPE
 
 It takes a random 3-8 s (times DRAWS_DELAY_SCALE) and fails, with exit
 status 2 and no products, with probability DRAWS_FAILURE_RATE. On success it
@@ -21,11 +21,11 @@ import zipfile
 from pathlib import Path
 
 
-from . import config, products
-from .timestamps import timestamp as now_timestamp
-from .exceptions import DrawsError
-from .ous import PIPELINE_RECIPES, check_progid, check_uid
-from .runtime import run_main, setup_logging
+from .. import config, products
+from ..timestamps import timestamp as now_timestamp
+from ..exceptions import DrawsError
+from ..ous import PIPELINE_RECIPES, check_progid, check_uid
+from ..runtime import run_main, setup_logging
 
 FAILED = 2
 STAGES = ("hifa_importdata", "hifa_flagdata", "hifa_bandpass", "hifa_gfluxscale",
@@ -79,39 +79,50 @@ def weblog_zip(stem, page):
     return buffer.getvalue()
 
 
-def run(settings, workdir, progid, uid, recipe, run_timestamp):
-    """One Pipeline run; returns the products directory, or raises PipelineFailure."""
-    rng = settings.rng(f"pipeline:{uid}:{run_timestamp}")
-    time.sleep(settings.delay(rng.uniform(3, 8)))
-    if rng.random() < settings.failure_rate:
-        raise PipelineFailure(f"processing of {uid} failed (simulated)")
+class Pipeline:
+    """One Pipeline run of UID in WORKDIR. Built from the settings alone, not a Context:
+    it talks to no CouchDB, and one process starts per OUS (see parse)."""
 
-    scores = {stage: round(rng.uniform(0.5, 1.0), 2) for stage in STAGES}
-    name = products.products_dir(progid, run_timestamp)
-    workdir = Path(workdir)
-    temp = workdir / f".{name}.part"
-    folder = temp / products.products_path(uid)
-    try:
-        folder.mkdir(parents=True)
-        (folder / products.report_name(uid, run_timestamp)).write_bytes(
-            report_xml(progid, uid, recipe, run_timestamp, scores))
-        for i, product in enumerate(products.product_names(uid, run_timestamp)):
-            (folder / product).write_bytes(
-                f"product {i} of {uid} ({progid}, {recipe}), run {run_timestamp}\n".encode()
-                + rng.randbytes(1024))
-        stem = products.weblog_stem(uid, run_timestamp)
-        (folder / products.weblog_name(uid, run_timestamp)).write_bytes(
-            weblog_zip(stem, weblog_html(progid, uid, recipe, run_timestamp, scores)))
-        temp.rename(workdir / name)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)   # left only if something above failed
-    return workdir / name
+    def __init__(self, settings, workdir, progid, uid, recipe, run_timestamp):
+        self.settings = settings
+        self.workdir = Path(workdir)
+        self.progid, self.uid, self.recipe, self.run_timestamp = progid, uid, recipe, run_timestamp
+
+    def run(self):
+        """The products directory made, or PipelineFailure."""
+        settings, progid, uid, recipe, run_timestamp = (
+            self.settings, self.progid, self.uid, self.recipe, self.run_timestamp)
+        rng = settings.rng(f"pipeline:{uid}:{run_timestamp}")
+        time.sleep(settings.delay(rng.uniform(3, 8)))
+        if rng.random() < settings.failure_rate:
+            raise PipelineFailure(f"processing of {uid} failed (simulated)")
+
+        scores = {stage: round(rng.uniform(0.5, 1.0), 2) for stage in STAGES}
+        name = products.products_dir(progid, run_timestamp)
+        workdir = self.workdir
+        temp = workdir / f".{name}.part"
+        folder = temp / products.products_path(uid)
+        try:
+            folder.mkdir(parents=True)
+            (folder / products.report_name(uid, run_timestamp)).write_bytes(
+                report_xml(progid, uid, recipe, run_timestamp, scores))
+            for i, product in enumerate(products.product_names(uid, run_timestamp)):
+                (folder / product).write_bytes(
+                    f"product {i} of {uid} ({progid}, {recipe}), run {run_timestamp}\n".encode()
+                    + rng.randbytes(1024))
+            stem = products.weblog_stem(uid, run_timestamp)
+            (folder / products.weblog_name(uid, run_timestamp)).write_bytes(
+                weblog_zip(stem, weblog_html(progid, uid, recipe, run_timestamp, scores)))
+            temp.rename(workdir / name)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)   # left only if something above failed
+        return workdir / name
 
 
 def parse(argv=None):
     # argparse, not click: one Pipeline process starts per OUS, and click
     # alone would be a third of its start-up time.
-    parser = argparse.ArgumentParser(prog="python -m draws.pipeline",
+    parser = argparse.ArgumentParser(prog="python -m draws.actors.pipeline",
                                      description="The Pipeline (mock): one run of one OUS.")
     parser.add_argument("--workdir", default=".", help="where to create the products directory (default: .)")
     parser.add_argument("--timestamp", dest="run_timestamp", help="the run's timestamp (default: now)")
@@ -132,7 +143,7 @@ def main(argv=None):
     settings = config.load()
     log.info("processing %s (%s) with %s", args.ousuid, args.progid, args.recipe)
     try:
-        made = run(settings, args.workdir, args.progid, args.ousuid, args.recipe, run_timestamp)
+        made = Pipeline(settings, args.workdir, args.progid, args.ousuid, args.recipe, run_timestamp).run()
     except PipelineFailure as exc:
         log.error("%s", exc)
         sys.exit(FAILED)

@@ -1,0 +1,115 @@
+"""The Pipeline Driver: runs one Pipeline and hands its results on (spec §3, §4).
+
+    python -m draws.actors.pipeline_driver -- PROGID OUSUID RECIPE
+
+Torque/Maui starts one per ``pipeline.process.<LOC>`` message. The driver
+runs the Pipeline as its own process in a scratch folder; on failure it sets
+ProcessingProblem; on success it puts the products directory and the weblog
+zip into the local cache, expands the weblog, announces both on ``cached.*``,
+sends the report on ``pipeline.report.JAO`` and sets ReadyForReview.
+
+Children are started with :func:`spawn`, so that they die with their parent:
+when Torque/Maui is killed its drivers and their Pipelines go too, and the
+request redelivered later is never run twice at once.
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .. import messages, products
+from ..cache import Cache
+from ..children import spawn
+from ..ous import EXECUTIVE_FLAG, StatusTable
+from ..runtime import Context, run_main
+from ..timestamps import timestamp
+
+
+def command(progid, uid, recipe):
+    """The driver's command line: message values only as positional arguments after --."""
+    messages.check_process_fields(progid, uid, recipe)
+    return [sys.executable, "-m", "draws.actors.pipeline_driver", "--", progid, uid, recipe]
+
+
+class PipelineDriver:
+    def __init__(self, ctx, progid, uid, recipe):
+        self.ctx = ctx
+        self.progid, self.uid, self.recipe = progid, uid, recipe
+
+    def still_ours(self):
+        """True if our OUS is Processing here; a request redelivered after a crash may be stale."""
+        ctx, uid = self.ctx, self.uid
+
+        def ours(doc):
+            return doc is not None and doc.get("state") == "Processing" and \
+                (doc.get("flags") or {}).get(EXECUTIVE_FLAG) in (None, ctx.settings.location)
+        # The local table (a replica at an ARC) usually knows; when it does not
+        # agree, it may lag behind msgq's replication, so XTSS has the last word.
+        if ours(StatusTable(ctx.server).get_or_none(uid)):
+            return True
+        matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
+        if not matches:
+            ctx.log.warning("%s is not Processing any more: nothing to do", uid)
+            return False
+        executive = (matches[0].get("flags") or {}).get(EXECUTIVE_FLAG)
+        if executive and executive != ctx.settings.location:
+            ctx.log.warning("%s is assigned to %s, not %s: nothing to do", uid, executive,
+                            ctx.settings.location)
+            return False
+        return True
+
+    def run(self):
+        """Run the Pipeline and report the outcome; returns the final state."""
+        ctx, progid, uid, recipe = self.ctx, self.progid, self.uid, self.recipe
+        if not self.still_ours():
+            return None
+        location = ctx.settings.location
+        cache = Cache(ctx.settings.local_cache)
+        run_timestamp = timestamp()
+        with tempfile.TemporaryDirectory(prefix="draws-pipeline-") as workdir:
+            ctx.log.info("running the Pipeline on %s (%s, %s)", uid, progid, recipe)
+            pipeline = spawn([sys.executable, "-m", "draws.actors.pipeline", "--workdir", workdir,
+                              "--timestamp", run_timestamp, "--", progid, uid, recipe],
+                             stdout=subprocess.DEVNULL)
+            status = pipeline.wait()
+            if status != 0:
+                ctx.log.error("the Pipeline failed on %s (exit status %d)", uid, status)
+                ctx.xtss.set_state(uid, "ProcessingProblem")
+                return "ProcessingProblem"
+            name = products.products_dir(progid, run_timestamp)
+            produced = Path(workdir, name, products.products_path(uid))
+            report = (produced / products.report_name(uid, run_timestamp)).read_bytes()
+            weblog = cache.add(produced / products.weblog_name(uid, run_timestamp))
+            cache.add(Path(workdir, name))
+        ctx.log.info("products of %s cached as %s", uid, name)
+        cache.expand_weblog(weblog)
+
+        sent = [messages.cached("JAO", "productsdir", location, name),
+                messages.cached("JAO", "weblog", location, weblog.name)]
+        if location != "JAO":
+            sent.append(messages.cached(location, "weblog", location, weblog.name))
+        sent.append(messages.report(uid, run_timestamp, location, report, name))
+        ctx.bus.send_all(sent)   # one request for them all
+        ctx.xtss.set_state(uid, "ReadyForReview")
+        ctx.log.info("%s is ReadyForReview", uid)
+        return "ReadyForReview"
+
+
+@run_main("pipeline-driver")
+def main(argv=None):
+    # argparse, not click: one driver process starts per OUS (see draws.actors.pipeline).
+    parser = argparse.ArgumentParser(prog="python -m draws.actors.pipeline_driver",
+                                     description="Run the Pipeline on one OUS and hand its results on.")
+    for name in ("progid", "ousuid", "recipe"):
+        parser.add_argument(name)
+    args = parser.parse_args(argv)
+    messages.check_process_fields(args.progid, args.ousuid, args.recipe)
+    # Torque/Maui, which started us, has made sure the tables exist.
+    ctx = Context.start("pipeline-driver", require=("location", "local_cache"), ensure_tables=False)
+    PipelineDriver(ctx, args.progid, args.ousuid, args.recipe).run()
+
+
+if __name__ == "__main__":
+    main()
