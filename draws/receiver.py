@@ -16,6 +16,7 @@ Delivery is push-driven and exactly-once:
 """
 
 import logging
+import os
 import queue
 import re
 import threading
@@ -24,7 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .bus import is_message, pattern_regex
-from .exceptions import Conflict, DrawsError, InvalidRequest, NotFound
+from . import shapes, tables
+from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
+from .ous import show
 from .timestamps import at, parse_timestamp, timestamp
 
 log = logging.getLogger("draws.receiver")
@@ -89,7 +92,7 @@ class Receiver:
         self.handled = 0
 
     def start(self):
-        self._thread = threading.Thread(target=self.run, daemon=True, name=f"receiver-{self.name}")
+        self._thread = threading.Thread(target=self._run_or_exit, daemon=True, name=f"receiver-{self.name}")
         self._thread.start()
         return self
 
@@ -102,6 +105,17 @@ class Receiver:
 
     def join(self, timeout=None):
         self._thread.join(timeout)
+
+    def _run_or_exit(self):
+        """run() in the background: should it ever die, the process exits, so that its
+        supervisor restarts it, rather than live on deaf to its messages."""
+        try:
+            self.run()
+        except BaseException as exc:
+            log.exception("the receiver on %s stopped", ", ".join(self.patterns))
+            log.critical("exiting: the receiver on %s died (%s: %s)", ", ".join(self.patterns),
+                         type(exc).__name__, exc)
+            os._exit(70)
 
     def _on_doc(self, doc):
         if is_message(doc) and self._regex.match(doc["selector"]):
@@ -158,6 +172,14 @@ class Receiver:
         if mid in self._busy:
             return
         self._leased.pop(mid, None)
+        if doc.get("consumed") is True and doc.get("status") != "claimed":
+            self._candidates.pop(mid, None)   # handled already
+            return
+        why = shapes.check(tables.MSGQ, doc)
+        if why:
+            self._candidates.pop(mid, None)
+            self._refuse(doc, why)
+            return
         if not doc.get("consumed"):
             self._candidates[mid] = doc
             return
@@ -171,6 +193,18 @@ class Receiver:
                 self._candidates[mid] = doc   # its receiver died: take it over
             else:
                 self._leased[mid] = expiry
+
+    def _refuse(self, doc, why):
+        """Mark a malformed message failed with the reason: it is never handled."""
+        refused = dict(doc, consumed=True, status="failed", consumedBy=self.bus.identity,
+                       consumedAt=timestamp(), handledAt=timestamp(), error=(shapes.REFUSED + why)[:2000])
+        refused.pop("leaseExpires", None)
+        try:
+            self.db.put(refused)
+        except (Conflict, NotFound):
+            pass   # another receiver refused it first, or it is gone
+        except CouchError as exc:
+            log.error("could not mark message %s failed: %s", show(doc["_id"]), exc)
 
     def _dispatch(self):
         for mid in sorted(self._candidates):   # ids start with the creation time

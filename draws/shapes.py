@@ -2,8 +2,7 @@
 
 Every table is replicated between sites, so any document may come from a
 peer with a bug, or from someone who should not write at all. A reader asks
-:func:`reason` (or :func:`accept`, which also says so in the log) before it
-acts on a document: one that does not have its table's shape is *refused*,
+:func:`check` (which says so in the log) before it acts on a document: one that does not have its table's shape is *refused*,
 never acted on. :func:`refused` lists the refused documents of a server's
 tables, for a person to see (the dashboard's "refused documents").
 
@@ -169,6 +168,8 @@ def _ngas(doc):
         return
     _field(doc, "size", _is_count, "a size in bytes")
     _field(doc, "checksum", lambda v: isinstance(v, str) and CHECKSUM_RE.match(v), "sha256:<64 hex digits>")
+    attachments = doc.get("_attachments")
+    _need(isinstance(attachments, dict) and attachments, "it holds no bytes (no attachment, no encodedContents)")
 
 
 CHECKS = {tables.STATUS: _ous, tables.MSGQ: _msgq, tables.REPORTS: _report,
@@ -213,20 +214,19 @@ class _Told:
 _told = _Told()
 
 
-def accept(table, doc):
-    """True if DOC has TABLE's shape; else False, and the refusal is logged (once per document)."""
+def check(table, doc):
+    """Why DOC, read from TABLE, is refused (said in the log once per document); None if well formed."""
     why = reason(table, doc)
-    if why is None:
-        return True
-    doc_id = doc.get("_id") if isinstance(doc, dict) else None
-    if _told.first((table, doc_id, why)):
-        log.warning("refused %s document %s: %s", table, show(doc_id), why)
-    return False
+    if why is not None:
+        doc_id = doc.get("_id") if isinstance(doc, dict) else None
+        if _told.first((table, doc_id, why)):
+            log.warning("refused %s document %s: %s", table, show(doc_id), why)
+    return why
 
 
 def well_formed(table, docs):
     """The documents of DOCS (read from TABLE) that have its shape; the others are refused."""
-    return [d for d in docs if accept(table, d)]
+    return [d for d in docs if check(table, d) is None]
 
 
 def refused(server, names=tables.ALL, page=1000):

@@ -88,6 +88,7 @@ class HostileSite:
         self.status.reset(PROG, IDLE, "ManualCalibration")
         self.status.reset(PROG, KNOWN, "ManualCalibration")
         self.bystanders = self.snapshot()
+        assert shapes.refused(self.server) == []   # what our own actors write has its table's shape
 
     def start(self, name, script, env, *args):
         self.procs[name] = self.actors.start(script, *args, env=env, name=name)
@@ -223,14 +224,16 @@ def not_delivered(uid):
     return lambda site: site.state(uid) == "DeliveryInProgress"
 
 
-def write_ingested(uid, delivery=None, ngas=None, metadata=None):
-    """UID waiting for the Data Tracker, with the forged DELIVERY, NGAS and METADATA documents."""
+def write_ingested(uid, shown, delivery=None, ngas=None, metadata=None):
+    """UID waiting for the Data Tracker, with the forged DELIVERY, NGAS and METADATA documents;
+    returns the id of the one of table SHOWN."""
     def write(site):
         ingested(site, uid)
-        for table, doc in ((tables.NGAS, ngas), (tables.METADATA, metadata), (tables.DELIVERY, delivery)):
+        docs = {tables.NGAS: ngas, tables.METADATA: metadata, tables.DELIVERY: delivery}
+        for table, doc in docs.items():
             if doc:
                 site.forge(table, dict(doc))
-        return (delivery or ngas or metadata)["_id"]
+        return docs[shown]["_id"]
     return write
 
 
@@ -283,10 +286,10 @@ ROWS = [
      forged_doc(tables.STATUS, ous("uid://X1/X1/Xflags", flags="EU", substate="")),
      "flags", "xtss", None),
     ("delivery-dataProducts-5", tables.DELIVERY,
-     write_ingested("uid://X1/X1/Xdp5", delivery=delivery("uid://X1/X1/Xdp5", 5)),
+     write_ingested("uid://X1/X1/Xdp5", tables.DELIVERY, delivery=delivery("uid://X1/X1/Xdp5", 5)),
      "dataProducts", "tracker", not_delivered("uid://X1/X1/Xdp5")),
     ("delivery-names-a-file-outside", tables.DELIVERY,
-     write_ingested("uid://X1/X1/Xpw", delivery=delivery("uid://X1/X1/Xpw", [PASSWD]),
+     write_ingested("uid://X1/X1/Xpw", tables.DELIVERY, delivery=delivery("uid://X1/X1/Xpw", [PASSWD]),
                     ngas={"_id": PASSWD, "writeTimestamp": timestamp(), "size": 10, "checksum": PASSWD_SUM},
                     metadata={"_id": PASSWD, "progID": PROG, "ousUID": "uid://X1/X1/Xpw", "timestamp": TS}),
      "dataProducts", "tracker", not_delivered("uid://X1/X1/Xpw")),
@@ -295,12 +298,16 @@ ROWS = [
                               "checksum": PASSWD_SUM}),
      "plain file name", None, None),
     ("metadata-leads-outside", tables.METADATA,
-     write_ingested("uid://X1/X1/Xmeta",
+     write_ingested("uid://X1/X1/Xmeta", tables.METADATA,
                     delivery=delivery("uid://X1/X1/Xmeta", products.product_names("uid://X1/X1/Xmeta", TS)),
                     metadata={"_id": products.product_names("uid://X1/X1/Xmeta", TS)[0],
                               "progID": "../../../../../../etc", "ousUID": "uid://X1/X1/Xmeta",
                               "timestamp": TS}),
      "progID", None, not_delivered("uid://X1/X1/Xmeta")),
+    ("ngas-without-bytes", tables.NGAS,
+     forged_doc(tables.NGAS, {"_id": "product-0-X1-X1-Xnob-2018-07-24T09:49:20.902.data",
+                              "writeTimestamp": TS, "size": 3, "checksum": "sha256:" + "0" * 64}),
+     "no bytes", None, None),
     ("ngas-encoded-not-base64", tables.NGAS,
      forged_doc(tables.NGAS, {"_id": "product-9-X1-X1-Xb64.data", "writeTimestamp": TS,
                               "encodedContents": "%%% not base64 %%%"}),
@@ -325,6 +332,31 @@ def test_forged_document_is_refused_shown_and_survived(site, table, write, text,
         assert site.logged(reader, f"refused {table} document {doc_id!r}") == 1
     assert not site.dead(), site.actors.logs()
     assert xtss_answers(site)
+
+
+# The documented forms, this project's and the original mockup's (contract §2, §9), are well formed.
+ORIGINAL_FORMS = [
+    (tables.STATUS, ous("uid://X1/X1/Xb0", substate=None, history=...)),
+    (tables.STATUS, ous("uid://X1/X1/Xb0", _id="uid:__X1_X1_Xb0", state="DeliveryInProgress",
+                        substate="IngestingProducts", flags={"PL_PROCESSING_EXECUTIVE": "EU"})),
+    (tables.MSGQ, {"_id": "2018-07-24T09_49_20.902-" + "0" * 32, "creationTimestamp": "2018-07-24T06:49:20.902",
+                   "originIP": "10.0.0.1", "selector": "xtss", "consumed": False, "msgbackID": "a" * 32,
+                   "body": json.dumps(SET_STATE)}),
+    (tables.MSGQ, {"_id": "state.change.*", "members": ["a", "b.c"]}),
+    (tables.REPORTS, {"_id": f"2018-07-24T09_49_20.902.uid___X1_X1_Xb0", "ousUID": "uid://X1/X1/Xb0",
+                      "timestamp": TS, "encodedReport": "PHg+PC94Pg==", "productsDir": "2015.1.00657.S_x",
+                      "source": "/var/draws/eu-cache"}),
+    (tables.METADATA, {"_id": "product-0-X1-X1-Xb0-2018-07-24T09_49_20.902.data", "progID": PROG,
+                       "ousUID": "uid://X1/X1/Xb0", "timestamp": TS}),
+    (tables.DELIVERY, delivery("uid://X1/X1/Xb0", [])),
+    (tables.NGAS, {"_id": "product-0-X1-X1-Xb0-2018-07-24T09_49_20.902.data", "writeTimestamp": TS,
+                   "encodedContents": "aGVsbG8="}),
+]
+
+
+@pytest.mark.parametrize("table, doc", ORIGINAL_FORMS, ids=[f"{t}-{i}" for i, (t, _) in enumerate(ORIGINAL_FORMS)])
+def test_the_documented_forms_are_well_formed(table, doc):
+    assert shapes.reason(table, doc) is None
 
 
 def test_receivers_still_take_work_after_forged_messages(site):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import messages
 from ..archive import Delivery, Metadata, Ngas
+from ..cache import within
 from ..exceptions import DrawsError, InvalidRequest
 from ..ous import StatusTable
 from ..products import product_names, products_path
@@ -70,7 +71,7 @@ class Ingestor:
         """FOLDER/NAME, unless it is a symbolic link or resolves outside the cache: a
         products tree pulled from another site must not make us archive any other file."""
         path = folder / name
-        if path.is_symlink() or not path.resolve().is_relative_to(self.cache.resolve()):
+        if not within(self.cache, path):
             raise InvalidRequest(f"{path} is a symbolic link or leaves the cache: not archiving it")
         return path
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from .. import messages, products
 from ..cache import Cache
 from ..children import spawn
+from ..exceptions import InvalidRequest
 from ..ous import EXECUTIVE_FLAG, StatusTable
 from ..runtime import Context, run_main
 from ..timestamps import timestamp
@@ -47,8 +48,11 @@ class PipelineDriver:
                 (doc.get("flags") or {}).get(EXECUTIVE_FLAG) in (None, ctx.settings.location)
         # The local table (a replica at an ARC) usually knows; when it does not
         # agree, it may lag behind msgq's replication, so XTSS has the last word.
-        if ours(StatusTable(ctx.server).get_or_none(uid)):
-            return True
+        try:
+            if ours(StatusTable(ctx.server).get_or_none(uid)):
+                return True
+        except InvalidRequest:
+            pass   # the local document is refused (and logged): XTSS decides
         matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
         if not matches:
             ctx.log.warning("%s is not Processing any more: nothing to do", uid)
