@@ -133,6 +133,14 @@ def setup_zip(entries_of):
     return setup
 
 
+def setup_weblog_link(site):
+    """A weblog zip at EU that is a symbolic link to a zip outside any cache (rsync copies the link)."""
+    stem = weblog("link")
+    outside = make_zip(site.root / f"{MARK}.zip", {f"{stem}/index.html": "from outside the cache"})
+    (site.eu_cache / f"{stem}.zip").symlink_to(outside)
+    return {"fileType": "weblog", "cachedAt": "EU", "name": f"{stem}.zip"}
+
+
 def setup_not_a_zip(site):
     name = f"{weblog('junk')}.zip"
     (site.eu_cache / name).write_bytes(b"this is not a zip file")
@@ -241,6 +249,7 @@ BUS_CASES = [
     ("cache-zip-outside", "cached.JAO", setup_zip(lambda stem: {f"{MARK}.html": "x"}), "failed",
      "outside the"),
     ("cache-not-a-zip", "cached.JAO", setup_not_a_zip, "failed", "not a valid zip file"),
+    ("cache-weblog-link", "cached.JAO", setup_weblog_link, "failed", "is a symbolic link or leaves the cache"),
     # AQUA/QA2's report receiver
     ("report-number", "pipeline.report.JAO", 5, "failed", "is a JSON object"),
     ("report-missing", "pipeline.report.JAO", report(report=None), "failed", "needs report"),
