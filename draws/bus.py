@@ -23,7 +23,7 @@ from .exceptions import Conflict, CouchError, InvalidRequest
 from .feed import Feed
 from .timestamps import timestamp
 
-SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.*:-]{1,200}$")
+SELECTOR_RE = shapes.SELECTOR_RE
 
 
 def _origin_ip():

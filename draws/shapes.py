@@ -235,9 +235,12 @@ def refused(server, names=tables.ALL, page=1000):
     msgq, the one big table, is not read in full: its unconsumed messages
     are, and those a receiver refused (marked failed with the reason).
     """
-    found = []
+    found, seen = [], set()
     for table in names:
         for doc in _documents(server.db(table), table, page):
+            if (table, doc["_id"]) in seen:
+                continue
+            seen.add((table, doc["_id"]))
             why = reason(table, doc) if is_data(doc) else None
             if why is None and table == tables.MSGQ and str(doc.get("error", "")).startswith(REFUSED):
                 why = doc["error"][len(REFUSED):]

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from draws import server as embedded, tables  # noqa: E402
 from draws.actors.cleaner import clear_all  # noqa: E402
 from draws.couch import Server  # noqa: E402
-from support import Actors, free_port  # noqa: E402
+from support import Actors, free_port, site_env  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +36,7 @@ def server(couch_url):
 @pytest.fixture
 def env(couch_url, tmp_path):
     """Environment for actor subprocesses: one host, JAO and EU caches in tmp_path."""
-    jao, eu = tmp_path / "jao-cache", tmp_path / "eu-cache"
-    for cache in (jao, eu):
-        (cache / "weblogs").mkdir(parents=True)
-    e = {k: v for k, v in os.environ.items() if not k.startswith("DRAWS_")}
-    e.update(DRAWS_COUCHDB_URL=couch_url, DRAWS_LOCATION="JAO", DRAWS_LOCAL_CACHE=str(jao),
-             DRAWS_JAO_CACHE=str(jao), DRAWS_EU_CACHE=str(eu), DRAWS_DELAY_SCALE="0",
-             DRAWS_FAILURE_RATE="0", DRAWS_SEED="1", PYTHONUNBUFFERED="1")
-    return e
+    return site_env(couch_url, tmp_path)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ the bystander OUSs unchanged and every actor alive and still taking work.
 """
 
 import base64
-import filecmp
 import hashlib
 import json
 import os
@@ -29,7 +28,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
 from draws import products, shapes, tables
 from draws.actors.cleaner import clear_all
@@ -40,8 +38,9 @@ from draws.ous import StatusTable, encode_uid
 from draws.exceptions import RemoteError
 from draws.timestamps import timestamp
 from draws.xtss import Client
-from support import Actors, free_port, wait_for
-from test_lifecycle import assert_delivered
+from support import Actors, site_env, wait_for
+from test_faults import Fleet
+from test_lifecycle import assert_cached, assert_delivered
 
 PROG = "2015.1.00657.S"
 TS = "2018-07-24T09:49:20.902"
@@ -52,60 +51,27 @@ LISTENED = ("xtss", "pipeline.process.EU", "cached.JAO", "cached.EU", "pipeline.
 REPORT_XML = b"<PipelineAquaReport>the real one</PipelineAquaReport>"
 
 
-class HostileSite:
+class HostileSite(Fleet):
     """Every single-host actor, DRA and AQUA/QA2 on --auto, with a Delivered bystander."""
 
     def __init__(self, root, couch_url):
-        self.root = root
-        self.jao_cache, self.eu_cache = root / "jao-cache", root / "eu-cache"
-        for cache in (self.jao_cache, self.eu_cache):
-            (cache / "weblogs").mkdir(parents=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRAWS_")}
-        env.update(DRAWS_COUCHDB_URL=couch_url, DRAWS_LOCAL_CACHE=str(self.jao_cache),
-                   DRAWS_JAO_CACHE=str(self.jao_cache), DRAWS_EU_CACHE=str(self.eu_cache),
-                   DRAWS_DELAY_SCALE="0", DRAWS_FAILURE_RATE="0", DRAWS_SEED="1", PYTHONUNBUFFERED="1",
-                   DRAWS_RPC_TIMEOUT="30")
-        self.server = Server(couch_url, max_wait=30)
-        tables.ensure(self.server)
-        clear_all(self.server)
-        self.status = StatusTable(self.server)
-        self.bus = Bus(self.server, actor="hostile-test")
-        self.actors = Actors(env, root)
-        self.jao = {"DRAWS_LOCATION": "JAO", "DRAWS_LOCAL_CACHE": str(self.jao_cache)}
-        self.eu = {"DRAWS_LOCATION": "EU", "DRAWS_LOCAL_CACHE": str(self.eu_cache)}
-        self.jao_port, self.eu_port = free_port(), free_port()
-        self.procs = {}
+        server = Server(couch_url, max_wait=30)
+        tables.ensure(server)
+        clear_all(server)
+        env = dict(site_env(couch_url, root), DRAWS_RPC_TIMEOUT="30")
+        super().__init__(Actors(env, root), env, server)
+        self.bus = Bus(server, actor="hostile-test")
         self.forged = {}   # (table, id) -> revision of each forged document written
-        self.start("xtss", "xtss.py", self.jao)
-        self.start("batch-helper", "aqua-batch-helper.py", self.jao)
-        self.start("torque", "torque-maui.py", self.eu, "-x", 2)
-        self.start("cache-eu", "replicated-cache.py", self.eu, "-p", self.eu_port)
-        self.start("cache-jao", "replicated-cache.py", self.jao, "-euc", self.eu_cache, "-p", self.jao_port)
-        self.start("ingestor", "product-ingestor.py", self.jao, "--products-wait", "5")
-        self.start("tracker", "data-tracker.py", self.eu)
-        self.start("dra", "dra.py", self.jao, "-a", "EU", "--auto")
-        self.start("qa2", "aqua-qa2.py", self.jao, "--auto", "P", "--cache-url", f"http://127.0.0.1:{self.jao_port}")
         self.launch(DONE, "PipelineCalibration")
-        self.wait_state(DONE, "Delivered")
+        self.wait_delivered([DONE], timeout=120)
         self.status.reset(PROG, IDLE, "ManualCalibration")
         self.status.reset(PROG, KNOWN, "ManualCalibration")
         self.bystanders = self.snapshot()
         assert shapes.refused(self.server) == []   # what our own actors write has its table's shape
 
-    def start(self, name, script, env, *args):
-        self.procs[name] = self.actors.start(script, *args, env=env, name=name)
-
     def launch(self, uid, *args):
-        res = self.actors.run("launcher.py", PROG, uid, *args, env=self.jao)
+        res = self.actors.run("launcher.py", PROG, uid, *args)   # (the environment is JAO's)
         assert res.returncode == 0, res.stderr
-
-    def state(self, uid):
-        doc = self.status.get_or_none(uid)
-        return doc and doc["state"]
-
-    def wait_state(self, uid, *states, timeout=120):
-        wait_for(lambda: self.state(uid) in states, timeout=timeout, interval=0.2,
-                 what=f"{uid} to reach {' or '.join(states)} (it is {self.state(uid)})")
 
     def snapshot(self):
         """The bystanders' documents, every table: id -> revision."""
@@ -381,7 +347,7 @@ def test_a_forged_newer_report_is_never_reviewed(site):
                               "encodedReport": "%%% not base64 %%%", "productsDir": "nowhere_dir",
                               "source": "EU"})
     site.launch(uid, "PipelineCalibration")
-    site.wait_state(uid, "Delivered")
+    site.wait_delivered([uid], timeout=120)
     real = Reports(site.server).for_ous(uid)
     real = [r for r in real if r["timestamp"] != forged]
     assert len(real) == 1
@@ -402,32 +368,25 @@ def test_a_forged_newer_report_at_the_qa2_prompt(site):
         forged = "2099-01-01T00:00:00.000"
         site.put(tables.REPORTS, {"_id": f"{forged}.{encode_uid(uid)}", "ousUID": uid, "timestamp": forged,
                                   "encodedReport": "%%% not base64 %%%", "productsDir": "x_dir", "source": "EU"})
-        res = site.actors.run("aqua-qa2.py", input=f"{uid}\nC\n", env=site.jao, timeout=60)
+        res = site.actors.run("aqua-qa2.py", input=f"{uid}\nC\n", timeout=60)
         assert res.returncode == 0, res.stderr
         assert "Traceback" not in res.stderr + res.stdout
         assert "the real one" in res.stdout and f"run {TS}" in res.stdout
         assert site.state(uid) == "ReadyForReview"
         site.status.set_state(uid, "ProcessingProblem")   # out of the way of --auto
     finally:
-        site.start("qa2", "aqua-qa2.py", site.jao, "--auto", "P", "--cache-url",
-                   f"http://127.0.0.1:{site.jao_port}")
+        site.start("qa2")
 
 
 def assert_good_ous_delivered(site, uid):
     """A new OUS goes through the whole life cycle to the exact end state of contract §5."""
     site.launch(uid, "PipelineCalibration")
-    site.wait_state(uid, "Delivered")
+    site.wait_delivered([uid], timeout=120)
     report = assert_delivered(site, uid)
     wait_for(lambda: not site.db(tables.MSGQ).find({"consumed": False, "body.ousUID": uid}),
              what="no unconsumed message of the good OUS")
     assert not site.db(tables.MSGQ).find({"status": "failed", "body.ousUID": uid})
-    pdir = products.products_dir(PROG, report["timestamp"])
-    cmp = filecmp.dircmp(site.jao_cache / pdir, site.eu_cache / pdir)
-    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files
-    stem = products.weblog_stem(uid, report["timestamp"])
-    for port in (site.jao_port, site.eu_port):
-        page = requests.get(f"http://127.0.0.1:{port}/weblogs/{stem}/index.html", timeout=10)
-        assert page.status_code == 200 and uid in page.text
+    assert_cached(site, uid, report)
 
 
 def assert_site_whole(site):
