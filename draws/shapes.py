@@ -2,9 +2,10 @@
 
 Every table is replicated between sites, so any document may come from a
 peer with a bug, or from someone who should not write at all. A reader asks
-:func:`check` (which says so in the log) before it acts on a document: one that does not have its table's shape is *refused*,
-never acted on. :func:`refused` lists the refused documents of a server's
-tables, for a person to see (the dashboard's "refused documents").
+:func:`check` before it acts on a document: one that does not have its
+table's shape is *refused*, never acted on, and said in the reader's log
+once. :func:`refused` lists the refused documents of a server's tables, for
+a person to see (the dashboard's "refused documents").
 
 The original mockup's forms (contract §9) are shapes too: ids with ``_`` or
 ``:``, ``substate: null``, NGAS bytes in ``encodedContents``, a report's
@@ -21,12 +22,12 @@ import binascii
 import logging
 import re
 import threading
-from collections import OrderedDict
 
 from . import tables
 from .config import LOCATIONS
-from .ous import EXECUTIVE_FLAG, PROGID_RE, STATES, SUBSTATE_RE, UID_RE, encode_uid, show
-from .products import NAME_RE, TIMESTAMP_RE, product_names
+from .exceptions import InvalidRequest
+from .ous import EXECUTIVE_FLAG, STATES, SUBSTATE_RE, check_progid, check_uid, encode_uid, show
+from .products import check_name, check_timestamp, product_names
 
 log = logging.getLogger("draws.shapes")
 
@@ -34,6 +35,7 @@ SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.*:-]{1,200}$")
 CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_TEXT = 4096   # a free-text field (a report's source, a timestamp) longer than this is refused
 MSG_STATUSES = ("claimed", "done", "failed")
+REFUSED = "malformed message: "   # the start of the error a receiver writes on a message it refuses
 
 
 class Malformed(Exception):
@@ -55,21 +57,21 @@ def _text(value):
     return isinstance(value, str) and len(value) <= MAX_TEXT
 
 
-def is_uid(value):
-    return isinstance(value, str) and bool(UID_RE.match(value))
+def _passes(domain_check):
+    """A predicate from one of the domain's checks (which raise InvalidRequest): one rule, one place."""
+    def passes(value):
+        try:
+            domain_check(value)
+            return True
+        except InvalidRequest:
+            return False
+    return passes
 
 
-def is_name(value):
-    """A plain file name: no separator, no '..', no leading '-' (products.check_name's rule)."""
-    return isinstance(value, str) and bool(NAME_RE.match(value)) and ".." not in value
-
-
-def _is_progid(value):
-    return isinstance(value, str) and bool(PROGID_RE.match(value))
-
-
-def _is_run(value):
-    return isinstance(value, str) and bool(TIMESTAMP_RE.match(value))
+is_uid = _passes(check_uid)
+is_name = _passes(check_name)   # a plain file name: no separator, no '..', no leading '-'
+_is_progid = _passes(check_progid)
+_is_run = _passes(check_timestamp)
 
 
 def _is_count(value):
@@ -192,34 +194,23 @@ def is_data(doc):
     return not doc.get("_deleted") and not str(doc.get("_id", "")).startswith("_design/")
 
 
-class _Told:
-    """What this process has said it refused: each document once, however often it is read."""
-
-    def __init__(self, size=10000):
-        self._seen = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def first(self, key):
-        with self._lock:
-            if key in self._seen:
-                self._seen.move_to_end(key)
-                return False
-            self._seen[key] = True
-            if len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-            return True
-
-
-_told = _Told()
+_told = set()   # (table, id, reason) this process has logged: each once, however often read
+_told_lock = threading.Lock()
+TOLD_MAX = 10000   # then forgotten, so a flood of refusals costs no more memory than this
 
 
 def check(table, doc):
-    """Why DOC, read from TABLE, is refused (said in the log once per document); None if well formed."""
+    """Why DOC, read from TABLE, is refused (logged once per document); None if well formed."""
     why = reason(table, doc)
     if why is not None:
         doc_id = doc.get("_id") if isinstance(doc, dict) else None
-        if _told.first((table, doc_id, why)):
+        with _told_lock:
+            first = (table, doc_id, why) not in _told
+            if first:
+                if len(_told) >= TOLD_MAX:
+                    _told.clear()
+                _told.add((table, doc_id, why))
+        if first:
             log.warning("refused %s document %s: %s", table, show(doc_id), why)
     return why
 
@@ -270,6 +261,3 @@ def counts(refusals):
         totals[r["table"]] = totals.get(r["table"], 0) + 1
     return totals
 
-
-# The error a receiver writes on a message it refuses (then marked failed).
-REFUSED = "malformed message: "

@@ -451,12 +451,12 @@ def fuzz_value(rng, depth=0, words=WORDS):
 
 
 def fuzz_id(rng, table, n):
-    form = rng.randrange(5)
+    form = rng.randrange(20)   # 0: the id of an OUS (only the first such write is stored)
     if form == 0 and table == tables.STATUS:
         return encode_uid(rng.choice(["uid://X1/X1/Xfuzz1", "uid://X1/X1/Xfuzz2", "uid://X1/X1/Xfuzzgood"]))
-    if form == 1:
+    if form < 5:
         return f"fuzz{n}-../../{rng.randrange(100)}"
-    if form == 2:
+    if form < 10:
         return f"fuzz{n}-" + "".join(rng.choice(string.ascii_letters + ":/. é") for _ in range(rng.randrange(30)))
     return f"fuzz{n}-{uuid.UUID(int=rng.getrandbits(128)).hex}"
 
