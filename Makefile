@@ -41,13 +41,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --omit=optional --no-audit --no-fund --loglevel=error
 	touch $@
 
-server: install          ## start the embedded CouchDB-compatible server (no-op if one answers)
+server: install          ## start PouchDB Server, or Apache CouchDB from DRAWS_COUCHDB_RELEASE (no-op if one answers)
 	$(BIN)/python -m draws server start
 
-stop:                    ## stop the embedded server started by `make server`
+stop:                    ## stop the server started by `make server` (and nothing else)
 	$(BIN)/python -m draws server stop
 
-test: install            ## the whole test suite (starts its own servers)
+# On Apache CouchDB: make test DRAWS_TEST_SERVER=couchdb DRAWS_COUCHDB_RELEASE=/path/to/unpacked/release
+test: install            ## the whole test suite (starts its own servers: PouchDB Server by default)
 	$(BIN)/python -m pytest
 
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000

@@ -1,5 +1,9 @@
 """Jinja filters: timestamps, durations and sizes as people read them."""
 
+import re
+
+from markupsafe import Markup, escape
+
 from draws.timestamps import parse_timestamp
 from draws.ous import encode_uid
 
@@ -50,5 +54,18 @@ def ous_id(uid):
     return encode_uid(uid) if isinstance(uid, str) else ""
 
 
+# Where a name may wrap: between the words of a CamelCase name
+# (ReadyFor|Processing, Pipeline|Combination) and after a slash of a UID.
+_BREAKS = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=/)(?=[^/])")
+
+
+def breakable(name):
+    """NAME escaped, with <wbr> where it may wrap, so it never breaks mid-word."""
+    if name is None:
+        return ""
+    return Markup("<wbr>").join(escape(part) for part in _BREAKS.split(str(name)))
+
+
 def register(app):
-    app.jinja_env.filters.update(when=when, duration=duration, size=size, number=number, ous_id=ous_id)
+    app.jinja_env.filters.update(when=when, duration=duration, size=size, number=number, ous_id=ous_id,
+                                 breakable=breakable)

@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 
+from flask import Response
+
 from draws import tables
 from draws.exceptions import CouchError, Unavailable
 from draws.feed import Feed
@@ -23,7 +25,7 @@ MIN_GAP = 0.25        # seconds between two pushes to one browser (bursts are co
 KEEPALIVE = 15.0      # seconds of silence before a comment line keeps the stream open
 
 
-class Client:
+class BrowserStream:
     """One browser's event stream: the tables changed since its last push."""
 
     def __init__(self):
@@ -39,8 +41,15 @@ class Hub:
         self.couch_error = None      # why CouchDB does not answer, or None
         self._followed = set()
         self._feeds = []
-        self._clients = set()
+        self._streams = set()
         self._lock = threading.Lock()
+
+    def init_app(self, app):
+        """Serve /events from APP and, when app.config["LIVE"], follow the tables."""
+        app.extensions["draws-dashboard"] = self
+        app.add_url_rule("/events", "events", self.events)
+        if app.config["LIVE"]:
+            self.start()
 
     # -- feeds
     def start(self):
@@ -90,9 +99,9 @@ class Hub:
         with self._lock:
             for name in names:
                 self.versions[name] += 1
-            for client in self._clients:
-                client.tables.update(names)
-                client.wake.set()
+            for stream in self._streams:
+                stream.tables.update(names)
+                stream.wake.set()
 
     def report_down(self, exc):
         reason = str(exc)
@@ -114,32 +123,37 @@ class Hub:
         self.changed(*tables.ALL)  # whatever happened meanwhile: show it
 
     def _wake_all(self):
-        for client in self._clients:
-            client.couch_changed = True
-            client.wake.set()
+        for stream in self._streams:
+            stream.couch_changed = True
+            stream.wake.set()
 
     # -- browsers
     def health(self):
         return {"couchdb": self.server.url, "up": self.couch_error is None,
                 "error": self.couch_error}
 
-    def stream(self):
+    def events(self):
+        """The /events response: server-sent events for one browser."""
+        return Response(self._stream(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def _stream(self):
         """Server-sent events for one browser, until it goes away."""
-        client = Client()
+        browser = BrowserStream()
         with self._lock:
-            self._clients.add(client)
+            self._streams.add(browser)
         try:
             yield _event("couch", self.health())
             last = 0.0
             while True:
-                if not client.wake.wait(KEEPALIVE):
+                if not browser.wake.wait(KEEPALIVE):
                     yield ": keepalive\n\n"
                     continue
                 time.sleep(max(0.0, last + MIN_GAP - time.monotonic()))  # coalesce bursts
                 with self._lock:
-                    changed, client.tables = sorted(client.tables), set()
-                    couch, client.couch_changed = client.couch_changed, False
-                    client.wake.clear()
+                    changed, browser.tables = sorted(browser.tables), set()
+                    couch, browser.couch_changed = browser.couch_changed, False
+                    browser.wake.clear()
                 last = time.monotonic()
                 if couch:
                     yield _event("couch", self.health())
@@ -147,7 +161,7 @@ class Hub:
                     yield _event("change", {"tables": changed})
         finally:
             with self._lock:
-                self._clients.discard(client)
+                self._streams.discard(browser)
 
 
 def _event(kind, data):

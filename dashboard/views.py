@@ -2,12 +2,13 @@
 
 The same dictionaries feed the Jinja templates and the JSON API, so scripts
 read exactly what people see. Big tables are capped (newest first) with their
-full counts; overview sections are cached until the changes feed reports a
+full counts; each query is cached until the changes feed reports a
 change in the table they read, so N browsers cost one query per change.
 """
 
 import collections
 import datetime
+import re
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
@@ -15,25 +16,32 @@ from urllib.parse import quote
 from draws import products, tables
 from draws.archive import Delivery, Metadata, Ngas, Reports
 from draws.timestamps import parse_timestamp
-from draws.ous import EXECUTIVE_FLAG, STATES
+from draws.ous import EXECUTIVE_FLAG, STATES, encode_uid
 
 COLUMN_CAP = 8       # OUSs listed per state column on the overview
 TABLE_CAP = 10       # newest rows listed per table on the overview
 BUS_CAP = 100        # rows listed per list on the bus page
 PAGE_SIZE = 50       # OUSs per page on a state page
 SCAN_CAP = 5000      # unconsumed/failed messages read at most (counts beyond show as "5000+")
+# Any table may hold a document from a peer with a bug: a 1 MB field is shown
+# cut short, and an OUS naming thousands of products gets the first few.
+FIELD_CAP = 300      # characters of one field
+XML_CAP = 50_000     # characters of a report's XML
+LIST_CAP = 500       # items of one list
+HISTORY_CAP = 100    # newest history entries shown for one OUS
+PRODUCTS_CAP = 100   # product names looked up for one OUS (a real one has six)
 
+DONE = "Delivered"   # the one state that grows with the history
+# Every live state sorts after Delivered, from DeliveryInProgress on (in
+# CouchDB's collation too): one range of the state index that starts there
+# reads them all and none of the history ({"$gt": "Delivered"} would make
+# PouchDB read every Delivered OUS to skip it).
+FIRST_LIVE_STATE = min(s for s in STATES if s != DONE)   # DeliveryInProgress
 OUS_FIELDS = ["_id", "entityId", "progID", "state", "substate", "flags", "timestamp"]
 MESSAGE_FIELDS = ["_id", "selector", "creationTimestamp", "consumed", "status", "error",
-                  "consumedBy", "handledAt"]
-# A page's queries are independent: asked at once, CouchDB works on one while
-# we read another's answer (enough threads for the overview's and the bus's).
-_QUERIES = ThreadPoolExecutor(16, thread_name_prefix="dashboard-query")
-
-
-def at_once(*calls):
-    """The results of CALLS (functions without arguments), run concurrently."""
-    return [f.result() for f in [_QUERIES.submit(call) for call in calls]]
+                  "consumedBy", "handledAt", "msgbackID"]
+REPLY_SELECTOR = re.compile(r"[0-9a-f]{32}")   # an RPC reply goes to its request's msgbackID
+QUERY_THREADS = 16   # enough for the overview's and the bus page's queries at once
 
 
 # The overview's tables: (key, table, time field, fields shown).
@@ -47,14 +55,24 @@ TABLES = (
 
 
 class Views:
-    def __init__(self, server, hub=None):
+    def __init__(self, server, hub):
         self.server = server
         self.hub = hub
         self._cache = {}   # key -> (table version, value)
+        # A page's queries are independent: asked at once, CouchDB works on
+        # one while we read another's answer.
+        self._queries = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="dashboard-query")
+
+    def init_app(self, app):
+        app.extensions["draws-views"] = self
+
+    def at_once(self, *calls):
+        """The results of CALLS (functions without arguments), run concurrently."""
+        return [f.result() for f in [self._queries.submit(call) for call in calls]]
 
     def _cached(self, key, table, compute):
         """COMPUTE(), reused until TABLE changes (only while its feed tells us)."""
-        if self.hub is None or not self.hub.follows(table):
+        if not self.hub.follows(table):
             return compute()
         version = self.hub.versions[table]
         hit = self._cache.get(key)
@@ -64,115 +82,184 @@ class Views:
         self._cache[key] = (version, value)
         return value
 
-    # -- the overview page
-    def overview(self):
-        parts = [("status", tables.STATUS, self._ous_by_state),
-                 ("bus", tables.MSGQ, self._messages)]
-        parts += [(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
-                  for key, table, field, fields in TABLES]
-        found = dict(zip([key for key, _, _ in parts],
-                         at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in parts])))
-        by_state, bus = found.pop("status"), found.pop("bus")
-        data = {
-            "ous_total": sum(len(rows) for rows in by_state.values()),
-            "lifecycle": [{"state": s, "count": len(by_state.get(s, ()))} for s in STATES],
-            "columns": [{"state": s, "count": len(rows), "ouss": rows[:COLUMN_CAP]}
-                        for s, rows in by_state.items()],
-            **found,
-        }
-        data["unread"] = _capped(bus["unread"], TABLE_CAP)
-        data["messages"] = {"total": bus["total"], "unread": bus["unread"]["count"],
-                            "failed": bus["failed"]["count"], "claimed": bus["claimed"]}
-        return data
+    def _read(self, queries):
+        """{key: value} of QUERIES, (key, table, compute) each, asked at once and cached.
 
-    def _ous_by_state(self):
-        """Every OUS (without its history), per state in life-cycle order, newest first."""
-        docs = self.server.db(tables.STATUS).find({"entityId": {"$gt": None}}, fields=OUS_FIELDS)
-        by_state = {s: [] for s in STATES}
+        Each query is one request (or two), never a query that asks others:
+        a pool thread never waits for another, so no page can starve one.
+        """
+        return dict(zip([key for key, _, _ in queries],
+                        self.at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in queries])))
+
+    # -- what the pages read: the status table by state, the bus, the newest rows of the others
+    def _status_queries(self, *newest):
+        """The OUSs of every live state, the table's total, and the NEWEST (limit, skip) of the done state.
+
+        The live states hold today's work and are read whole, with one range
+        of the state index. Delivered grows with the history, so only its
+        newest are read (an index on state and time), and it is counted as
+        the table's documents less the live ones.
+        """
+        db = self.server.db(tables.STATUS)
+        queries = [("live", tables.STATUS, self._live),
+                   ("status-total", tables.STATUS, lambda: count_docs(db))]
+        queries += [(f"newest:{n}:{skip}", tables.STATUS, lambda n=n, skip=skip: self._newest_done(n, skip))
+                    for n, skip in newest]
+        return queries
+
+    def _live(self):
+        """{state: its OUSs, newest first} of every state but Delivered (an odd one too)."""
+        docs = self.server.db(tables.STATUS).find({"state": {"$gte": FIRST_LIVE_STATE}}, fields=OUS_FIELDS)
+        by_state = {s: [] for s in STATES if s != DONE}
         for doc in docs:
             by_state.setdefault(str(doc.get("state")), []).append(ous_row(doc))
         for rows in by_state.values():
             rows.sort(key=lambda r: str(r["timestamp"] or ""), reverse=True)
         return by_state
 
+    def _newest_done(self, limit, skip=0):
+        docs = self.server.db(tables.STATUS).find(
+            {"state": DONE, "timestamp": {"$gt": None}}, sort=[{"state": "desc"}, {"timestamp": "desc"}],
+            limit=limit, skip=skip or None, fields=OUS_FIELDS)
+        return [ous_row(d) for d in docs]
+
+    def _by_state(self, found, newest):
+        """{state: (count, newest OUSs)} in life-cycle order (odd states last), from the status queries."""
+        live = found["live"]
+        by_state = {s: (len(rows), rows) for s, rows in live.items()}
+        by_state[DONE] = (max(0, found["status-total"] - sum(len(rows) for rows in live.values())),
+                          found[f"newest:{newest[0]}:{newest[1]}"])
+        return {s: by_state.pop(s) for s in STATES} | by_state
+
+    def _bus_queries(self):
+        db = self.server.db(tables.MSGQ)
+        fields = {"fields": MESSAGE_FIELDS, "limit": SCAN_CAP + 1}
+        return [("unread", tables.MSGQ, lambda: db.find({"consumed": False}, **fields)),
+                ("failed", tables.MSGQ, lambda: db.find({"status": "failed"}, **fields)),
+                ("claimed", tables.MSGQ, lambda: db.find({"status": "claimed"}, **fields)),
+                ("recent", tables.MSGQ, lambda: newest_messages(db, BUS_CAP)),
+                ("messages", tables.MSGQ, lambda: count_docs(db, messages=True))]
+
+    def _table_queries(self):
+        return [(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
+                for key, table, field, fields in TABLES]
+
     def _newest(self, table, field, fields):
         db = self.server.db(table)
         rows = db.find({field: {"$gt": None}}, sort=[{field: "desc"}], limit=TABLE_CAP, fields=fields)
         for row in rows:
             if "dataProducts" in row:
-                row["dataProducts"] = len(row["dataProducts"] or ())
+                products = row["dataProducts"]
+                row["dataProducts"] = len(products) if isinstance(products, list) else None
         return {"count": count_docs(db), "rows": rows}
+
+    # -- the overview page
+    def overview(self):
+        newest = (COLUMN_CAP, 0)
+        found = self._read(self._status_queries(newest) + self._bus_queries() + self._table_queries())
+        by_state = self._by_state(found, newest)
+        bus = _bus(found)
+        data = {
+            "ous_total": found["status-total"],
+            "lifecycle": [{"state": s, "count": count} for s, (count, _) in by_state.items()],
+            "columns": [{"state": s, "count": count, "ouss": rows[:COLUMN_CAP]}
+                        for s, (count, rows) in by_state.items()],
+            **{key: found[key] for key, _, _, _ in TABLES},
+            "unread": _capped(bus["unread"], TABLE_CAP),
+            "messages": {"total": bus["total"], "unread": bus["unread"]["count"],
+                         "failed": bus["failed"]["count"], "claimed": bus["claimed"]},
+        }
+        return clipped(data)
 
     # -- one state's OUSs, paged
     def state(self, state, page=1):
-        rows = self._cached("status", tables.STATUS, self._ous_by_state).get(state, [])
-        pages = max(1, -(-len(rows) // PAGE_SIZE))
-        page = min(max(1, page), pages)
-        return {"state": state, "count": len(rows), "page": page, "pages": pages,
-                "ouss": rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]}
+        page = max(1, page)
+        newest = (PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        count, rows = self._by_state(self._read(self._status_queries(newest)), newest)[state]
+        pages = max(1, -(-count // PAGE_SIZE))
+        if state != DONE:
+            page = min(page, pages)
+            rows = rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+        return clipped({"state": state, "count": count, "page": page, "pages": pages, "ouss": rows})
 
-    # -- the bus panel
-    def _messages(self):
-        db = self.server.db(tables.MSGQ)
-        unread, failed, claimed, recent, total = at_once(
-            lambda: db.find({"consumed": False}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
-            lambda: db.find({"status": "failed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
-            lambda: db.find({"status": "claimed"}, fields=MESSAGE_FIELDS, limit=SCAN_CAP + 1),
-            lambda: newest_messages(db, BUS_CAP),
-            lambda: count_docs(db, messages=True))
-        return {"total": total, "unread": _listing(unread),
-                "failed": _listing(failed), "claimed": len(claimed[:SCAN_CAP]),
-                "in_progress": _listing(claimed)["rows"], "recent": recent}
-
+    # -- the bus page
     def bus(self):
-        data = dict(self._cached("bus", tables.MSGQ, self._messages))
+        data = _bus(self._read(self._bus_queries()))
         data["unread"] = _capped(data["unread"], BUS_CAP)
         data["failed"] = _capped(data["failed"], BUS_CAP)
         data["in_progress"] = data["in_progress"][:BUS_CAP]
-        return data
+        return clipped(data)
+
+    # -- finding an OUS by (the start of) its UID
+    def search(self, text):
+        """The OUSs whose UID starts with TEXT (uid://A001/X12, A001/X12 or uid___A001_X12), by id range."""
+        prefix = uid_prefix(text)
+        rows = []
+        if prefix:
+            found = self.server.db(tables.STATUS).all_docs(
+                startkey=prefix, endkey=prefix + "\ufff0", limit=PAGE_SIZE + 1,
+                include_docs="true")["rows"]
+            rows = [ous_row(r["doc"]) for r in found if isinstance(r.get("doc"), dict) and "entityId" in r["doc"]]
+        return clipped({"query": text, "ouss": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE})
 
     # -- one OUS
     def ous(self, doc_id, cache_url):
         """Everything about one OUS, or None when there is no such OUS."""
         doc = self.server.db(tables.STATUS).get_or_none(doc_id)
-        if doc is None:
+        if doc is None or "entityId" not in doc:
             return None
-        uid = doc.get("entityId")
-        data = {"ous": ous_row(doc), "flags": doc.get("flags") or {},
-                "timeline": timeline(doc.get("history") or [])}
-        reports = Reports(self.server).for_ous(uid)
+        uid = doc["entityId"]
+        flags = doc.get("flags") if isinstance(doc.get("flags"), dict) else {}
+        history = doc.get("history") if isinstance(doc.get("history"), list) else []
+        data = {"ous": ous_row(doc), "flags": {k: v for k, v in flags.items() if k != EXECUTIVE_FLAG},
+                "changes": len(history), "timeline": timeline(history[-HISTORY_CAP:]), "reports": [], "report": None,
+                "weblog_url": None, "products_url": None, "delivery": None, "products": []}
+        if isinstance(uid, str):   # else nothing else can be found for it
+            self._archive(data, uid, cache_url)
+        xml = data["report"] and data["report"].pop("xml")
+        data = clipped(data)
+        if data["report"]:
+            data["report"]["xml"] = clipped(xml, XML_CAP)
+        return data
+
+    def _archive(self, data, uid, cache_url):
+        """Add the OUS's reports, weblog, delivery and products to DATA."""
+        reports = sorted(self.server.db(tables.REPORTS).find({"ousUID": uid}),
+                         key=lambda r: str(r.get("timestamp")), reverse=True)
         data["reports"] = [{"id": r["_id"], "timestamp": r.get("timestamp"), "source": r.get("source"),
                             "productsDir": r.get("productsDir")} for r in reports]
         latest = reports[0] if reports else None
-        data["report"] = decode_report(latest) if latest else None
-        data["weblog_url"] = data["products_url"] = None
-        if latest and isinstance(latest.get("timestamp"), str):
-            stem = products.weblog_stem(uid, latest["timestamp"])
+        run = latest and latest.get("timestamp")
+        if latest:
+            data["report"] = decode_report(latest)
+        if isinstance(run, str):
+            stem = products.weblog_stem(uid, run)
             data["weblog_url"] = f"{cache_url}/weblogs/{quote(stem, safe=':')}/index.html"
             if isinstance(latest.get("productsDir"), str):
                 data["products_url"] = f"{cache_url}/{quote(latest['productsDir'], safe=':')}/"
         delivery = Delivery(self.server).get(uid)
-        data["delivery"] = delivery and {k: delivery.get(k) for k in ("timestamp", "complete", "dataProducts")}
-        data["products"] = self._products(uid, latest, delivery)
-        return data
+        if delivery is not None:
+            data["delivery"] = {"timestamp": delivery.get("timestamp"), "complete": delivery.get("complete"),
+                                "dataProducts": names(delivery.get("dataProducts"))}
+        data["products"] = self._products(uid, run if isinstance(run, str) else None,
+                                          (delivery or {}).get("dataProducts"))
 
-    def _products(self, uid, report, delivery):
-        """The OUS's products (expected from its latest run, recorded, delivered) and their NGAS copy."""
+    def _products(self, uid, run, delivered):
+        """The OUS's products (expected from its latest RUN, recorded, DELIVERED) and their NGAS copy."""
         recorded = {d["_id"] for d in Metadata(self.server).for_ous(uid)}
-        delivered = set((delivery or {}).get("dataProducts") or ())
+        delivered = set(names(delivered))
         expected = set()
-        if report and isinstance(report.get("timestamp"), str):
-            expected = set(products.product_names(uid, report["timestamp"]))
-            expected.add(products.weblog_name(uid, report["timestamp"]))
+        if run:
+            expected = set(products.product_names(uid, run))
+            expected.add(products.weblog_name(uid, run))
         ngas = Ngas(self.server)
         rows = []
-        for name in sorted(expected | recorded | delivered):
-            stored = ngas.get(name)
+        for name in sorted(expected | recorded | delivered)[:PRODUCTS_CAP]:
+            stored = ngas.get(name) or {}
             rows.append({"name": name, "metadata": name in recorded, "delivered": name in delivered,
-                         "ngas": stored is not None,
-                         "size": stored and stored.get("size"),
-                         "checksum": stored and stored.get("checksum"),
-                         "writeTimestamp": stored and stored.get("writeTimestamp")})
+                         "ngas": bool(stored), "size": stored.get("size"),
+                         "checksum": stored.get("checksum") if isinstance(stored.get("checksum"), str) else None,
+                         "writeTimestamp": stored.get("writeTimestamp")})
         return rows
 
 
@@ -181,7 +268,35 @@ def ous_row(doc):
     flags = doc.get("flags") if isinstance(doc.get("flags"), dict) else {}
     return {"id": doc.get("_id"), "uid": doc.get("entityId"), "progID": doc.get("progID"),
             "state": doc.get("state"), "substate": doc.get("substate"),
-            "executive": flags.get(EXECUTIVE_FLAG), "timestamp": doc.get("timestamp")}
+            "executive": flags.get(EXECUTIVE_FLAG), "timestamp": doc.get("timestamp"),
+            "waiting": waiting_for_person(doc.get("state"), doc.get("substate"))}
+
+
+def names(value):
+    """The file names in VALUE (a list, from a document): strings a file may be called, at most PRODUCTS_CAP."""
+    if not isinstance(value, list):
+        return []
+    return [n for n in value if isinstance(n, str) and 0 < len(n) <= 255][:PRODUCTS_CAP]
+
+
+def clipped(value, cap=FIELD_CAP):
+    """VALUE with every string longer than CAP cut short (saying how long it was), lists too."""
+    if isinstance(value, str):
+        return value if len(value) <= cap else f"{value[:cap]}… ({len(value):,} characters)"
+    if isinstance(value, dict):
+        return {clipped(k, cap): clipped(v, cap) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clipped(v, cap) for v in value[:LIST_CAP]]
+    return value
+
+
+def waiting_for_person(state, substate):
+    """Why an OUS in STATE/SUBSTATE will not move until a person acts, or None."""
+    if state == "ReadyForProcessing" and substate == "ManualCalibration":
+        return "ManualCalibration is never processed by the Pipeline: a person calibrates it by hand"
+    if state == "ProcessingProblem":
+        return "the Pipeline failed: a person looks at why and runs the launcher again"
+    return None
 
 
 def _listing(messages):
@@ -189,9 +304,44 @@ def _listing(messages):
     capped = len(messages) > SCAN_CAP
     messages = sorted(messages[:SCAN_CAP], key=lambda m: str(m.get("creationTimestamp")), reverse=True)
     counts = collections.Counter(str(m.get("selector")) for m in messages)
+    replies = {m["selector"]: m["replyTo"] for m in messages if "replyTo" in m}
     return {"count": len(messages), "capped": capped,
-            "by_selector": [{"selector": s, "count": n} for s, n in sorted(counts.items())],
+            "by_selector": [dict(selector=s, count=n, **({"replyTo": replies[s]} if s in replies else {}))
+                            for s, n in sorted(counts.items())],
             "rows": messages}
+
+
+def _bus(found):
+    """The bus panel from the bus queries' answers."""
+    unread, failed, claimed, recent = (found[k] for k in ("unread", "failed", "claimed", "recent"))
+    label_replies(unread + failed + claimed + recent)
+    return {"total": found["messages"], "unread": _listing(unread), "failed": _listing(failed),
+            "claimed": len(claimed[:SCAN_CAP]), "in_progress": _listing(claimed)["rows"], "recent": recent}
+
+
+def uid_prefix(text):
+    """The status document id (or its start) that TEXT names: uid://A001/X1, A001/X1 or uid___A001_X1.
+
+    uid://X1/X1/Xb3 may also arrive as uid:/X1/X1/Xb3 when something on the
+    way merged the slashes.
+    """
+    text = (text or "").strip()
+    if text.startswith("uid:"):
+        text = "uid://" + text[len("uid:"):].lstrip("/")
+    elif text and not text.startswith("uid___"):
+        text = "uid://" + text.lstrip("/")
+    return encode_uid(text) if text else ""
+
+
+def label_replies(messages):
+    """Mark each RPC reply among MESSAGES with its request ("replyTo"), when that is among them too."""
+    requests = {m["msgbackID"]: m for m in messages if isinstance(m.get("msgbackID"), str)}
+    for m in messages:
+        selector = m.get("selector")
+        if isinstance(selector, str) and REPLY_SELECTOR.fullmatch(selector):
+            request = requests.get(selector)
+            m["replyTo"] = {k: request.get(k) for k in ("_id", "selector", "creationTimestamp")} \
+                if request else {}
 
 
 def _capped(listing, cap):
@@ -252,18 +402,48 @@ def timeline(history, now=None):
 
 
 def decode_report(doc):
-    """The Pipeline report: its run, the XML text and its fields as (name, value) pairs."""
+    """The Pipeline report: its run, the XML text, its summary and its stages with their scores.
+
+    A report of another shape is shown as its fields, (label, value) pairs.
+    """
     data = {"timestamp": doc.get("timestamp"), "source": doc.get("source"),
-            "productsDir": doc.get("productsDir"), "xml": None, "fields": [], "error": None}
+            "productsDir": doc.get("productsDir"), "xml": None, "summary": [], "stages": [],
+            "fields": [], "error": None}
     try:
         data["xml"] = Reports.decode(doc)
         root = ET.fromstring(data["xml"])
     except (KeyError, TypeError, ValueError, ET.ParseError) as exc:
         data["error"] = f"the report cannot be read: {exc}"
         return data
-    data["root"] = root.tag
-    data["fields"] = list(_fields(root))
+    # The shape draws/pipeline.py writes (like the real PipelineAquaReport).
+    for label, path, attribute in REPORT_SUMMARY:
+        element = root.find(path)
+        value = None if element is None else element.get(attribute) if attribute else element.text
+        if value is not None:
+            data["summary"].append((label, value.strip()))
+    for stage in root.findall("QaPerStage/Stage"):
+        score = stage.find("RepresentativeScore")
+        data["stages"].append({"number": stage.get("Number"), "name": stage.get("Name"),
+                               "score": _score(None if score is None else score.get("Score"))})
+    if not data["summary"] and not data["stages"]:
+        data["fields"] = list(_fields(root))
     return data
+
+
+REPORT_SUMMARY = (("Program", "ProjectStructure/ProposalCode", None),
+                  ("OUS", "ProjectStructure/OusEntityId", None),
+                  ("Report date", "QaSummary/ReportDate", None),
+                  ("Recipe", "QaSummary/ProcessingRecipe", None),
+                  ("Representative score", "QaSummary/RepresentativeScore", "Score"))
+
+
+def _score(text):
+    """A QA score and its band (ALMA's: below 0.33 bad, below 0.66 poor, else good)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return {"value": text, "band": None}
+    return {"value": text, "band": "bad" if value < 0.33 else "poor" if value < 0.66 else "good"}
 
 
 def _fields(element, path=()):

@@ -8,7 +8,7 @@ import sys
 import click
 
 from . import rpc
-from . import server as embedded
+from . import dbserver
 from .couch import safe_url
 from .exceptions import InvalidRequest
 from .runtime import Context, run_main
@@ -71,24 +71,26 @@ def rpc_command(selector, request, timeout):
 
 @cli.group()
 def server():
-    """The embedded CouchDB-compatible server (PouchDB Server)."""
+    """This host's CouchDB: PouchDB Server, or Apache CouchDB from DRAWS_COUCHDB_RELEASE."""
 
 
 def _var():
-    return os.environ.get("DRAWS_VAR", str(embedded.ROOT / "var"))
+    return os.environ.get("DRAWS_VAR", str(dbserver.ROOT / "var"))
 
 
 @server.command()
+@run_main("server")
 def start():
-    """Start it on DRAWS_COUCHDB_URL's port, unless a CouchDB answers there."""
+    """Start it on DRAWS_COUCHDB_URL's host and port, unless a CouchDB answers there."""
     from . import config
-    sys.exit(embedded.start(config.load().couchdb_url, _var()))
+    settings = config.load()
+    sys.exit(dbserver.start(settings.couchdb_url, _var(), settings.couchdb_release))
 
 
 @server.command()
 def stop():
     """Stop the server that `start` started (and nothing else)."""
-    sys.exit(embedded.stop(_var()))
+    sys.exit(dbserver.stop(_var()))
 
 
 

@@ -22,6 +22,7 @@ from .exceptions import ConfigError
 LOCATIONS = ("JAO", "EA", "EU", "NA")
 ARCS = ("EA", "EU", "NA")
 DEFAULT_COUCHDB_URL = "http://127.0.0.1:5984"
+SERVER_KINDS = ("pouchdb", "couchdb")
 
 
 @dataclasses.dataclass
@@ -30,6 +31,8 @@ class Settings:
     local_cache: str = None
     caches: dict = dataclasses.field(default_factory=dict)  # site -> path or user@host:path
     couchdb_url: str = DEFAULT_COUCHDB_URL
+    couchdb_release: str = None   # an unpacked Apache CouchDB 3 release, for `make server`
+    test_server: str = "pouchdb"  # the kind of server the test suite starts (SERVER_KINDS)
     delay_scale: float = 1.0
     failure_rate: float = 0.1
     seed: int = None
@@ -113,6 +116,13 @@ def load(env=None):
         s.couchdb_url = str(raw["couchdb_url"]).rstrip("/")
     if raw.get("credentials_file"):
         s.credentials_file = str(raw["credentials_file"])
+    if raw.get("couchdb_release"):
+        s.couchdb_release = str(raw["couchdb_release"])
+    if raw.get("test_server"):
+        s.test_server = str(raw["test_server"]).lower()
+        if s.test_server not in SERVER_KINDS:
+            raise ConfigError(f"DRAWS_TEST_SERVER must be one of {', '.join(SERVER_KINDS)}, "
+                              f"not {raw['test_server']!r}")
     if raw.get("delay_scale") not in (None, ""):
         s.delay_scale = _number("delay_scale", raw["delay_scale"], float, 0)
     if raw.get("failure_rate") not in (None, ""):

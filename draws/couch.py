@@ -145,15 +145,23 @@ def _short_reason(exc):
     return type(exc).__name__
 
 
+# Apache CouchDB's answers to the loser of a race (two clients creating one
+# index, or one database, at the same moment): "someone else did it", as 409.
+RACE_LOST = ({"error": "error_saving_ddoc"}, {"error": "error", "reason": "conflict"})
+
+
 def _raise_for(resp, method, path):
     try:
         info = resp.json()
         reason = f"{info.get('error', '')}: {info.get('reason', '')}".strip(": ")
     except ValueError:
-        reason = resp.text[:200]
+        info, reason = {}, resp.text[:200]
     where = f"{method} /{path.split('?')[0]}"
     kind = {404: NotFound, 409: Conflict, 412: Conflict, 401: Unauthorized,
             403: Unauthorized}.get(resp.status_code, CouchError)
+    if resp.status_code == 500 and any(
+            all(info.get(k) == v for k, v in race.items()) for race in RACE_LOST):
+        kind = Conflict
     raise kind(f"{where}: {resp.status_code} {reason}", resp.status_code)
 
 
@@ -199,6 +207,10 @@ class Database:
         """Let only USER and server admins read or write the database (its _security)."""
         self._req("PUT", "_security", body={"admins": {"names": [], "roles": []},
                                             "members": {"names": [user], "roles": ["_admin"]}})
+
+    def index_names(self):
+        """The names of the database's Mango indexes."""
+        return {ix["name"] for ix in self._req("GET", "_index")["indexes"]}
 
     def ensure_index(self, fields, name):
         return self._req("POST", "_index", body={

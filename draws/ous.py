@@ -1,10 +1,11 @@
 """ObsUnitSets: UIDs, the life cycle, recipes and the status table (spec §1, §2)."""
 
 import re
+import time
 
 from . import tables
 from .recent import Recent
-from .timestamps import timestamp
+from .timestamps import at, timestamp
 from .exceptions import InvalidRequest, NotFound
 
 STATES = ("FullyObserved", "ReadyForProcessing", "Processing", "ProcessingProblem",
@@ -20,7 +21,12 @@ INGESTION_SUBSTATES = ("IngestionTriggered", "AnalyzingProducts", "IngestingProd
 
 EXECUTIVE_FLAG = "PL_PROCESSING_EXECUTIVE"
 
-# Allowed transitions, enforced only by `xtss.py --strict` (spec §1).
+# Mid-life-cycle: something works on the OUS or it waits for a review; the
+# launcher resets it only when forced.
+MID_LIFE = ("Processing", "ReadyForReview", "Reviewing", "Verified", "DeliveryInProgress")
+
+# The life cycle's transitions (spec §1): `set-state` refuses others unless
+# XTSS runs with --lenient.
 TRANSITIONS = {
     "FullyObserved": {"ReadyForProcessing"},
     "ReadyForProcessing": {"Processing"},
@@ -55,6 +61,26 @@ def check_state(state):
     if state not in STATES:
         raise InvalidRequest(f"{show(state)} is not a state (one of {', '.join(STATES)})")
     return state
+
+
+def check_substate(substate):
+    if substate is not None and not isinstance(substate, str):
+        raise InvalidRequest(f"a substate is a string or null, not {show(substate)}")
+    if substate and not SUBSTATE_RE.match(substate):
+        raise InvalidRequest(f"{show(substate)} is not a substate (a recipe or an ingestion step)")
+    return substate
+
+
+class Refused(InvalidRequest):
+    """A guarded transition found the OUS elsewhere than it expected: someone else moved it."""
+
+
+def where(doc):
+    """DOC's state as a refusal tells it: 'Processing at EU by dra@host:12 at 2026-...'."""
+    executive = (doc.get("flags") or {}).get(EXECUTIVE_FLAG)
+    last = (doc.get("history") or [{}])[-1]
+    by = f" by {last['by']} at {last.get('timestamp')}" if last.get("by") else ""
+    return f"{doc.get('state')}{f' at {executive}' if executive else ''}{by}"
 
 
 def show(value):
@@ -97,21 +123,70 @@ class StatusTable:
         except NotFound:
             return None
 
-    def reset(self, progid, uid, recipe=None):
-        """Create the OUS, or reset it, in ReadyForProcessing with RECIPE as substate."""
+    def reset(self, progid, uid, recipe=None, by=None, force=True, assign=None):
+        """Create the OUS, or reset it, in ReadyForProcessing with RECIPE as substate.
+
+        Unless FORCE, an OUS mid-life-cycle is Refused. ASSIGN, a guarded
+        transition's fields (``step``, ``assign``, ``messages``), assigns it in
+        the same write. Returns (document, what it interrupted or None).
+        """
         check_progid(progid)
         check_uid(uid)
         if recipe is not None and recipe not in RECIPES:
             raise InvalidRequest(f"{show(recipe)} is not a recipe (one of {', '.join(RECIPES)})")
+        interrupted = []
 
         def change(doc):
             if _shapes().reason(tables.STATUS, doc):   # a malformed document there: start afresh
                 for name in set(doc) - {"_id", "_rev"}:
                     del doc[name]
+            interrupted.clear()
+            if assign and doc.get("step") == assign["step"]:
+                return False   # our own write, landed before a retry
+            if doc.get("state") in MID_LIFE:
+                if not force:
+                    raise Refused(f"{uid} is {where(doc)}: not resetting it mid-life-cycle "
+                                  "(--force interrupts it)")
+                interrupted.append(where(doc))
+            for key in ("assignment", "owner", "outbox", "problem", "step"):
+                doc.pop(key, None)
             doc.update(entityId=uid, progID=progid, flags={})
-            _record(doc, "ReadyForProcessing", recipe)
-        return self.db.update(encode_uid(uid), change, create=lambda: {"history": []},
-                              recent=self.recent)
+            _record(doc, "ReadyForProcessing", recipe, by,
+                    f"launched again, interrupting {interrupted[0]}" if interrupted else None)
+            if assign:
+                _apply(doc, dict(assign, to="Processing", by=by))
+        doc = self.db.update(encode_uid(uid), change, create=lambda: {"history": []}, recent=self.recent)
+        return doc, (interrupted[0] if interrupted else None)
+
+    def transition(self, uid, t):
+        """Guarded transition T of UID (fields: see messages.check_transition), in one
+        update on the revision read: Refused when the OUS is not where T expects it; a
+        step already done (T's ``step`` is the document's) changes nothing. T's
+        ``messages`` (documents, ids fixed) become the OUS's outbox. Returns the document."""
+        def edit(doc):
+            if doc.get("step") == t["step"]:
+                return False   # done already: a request asked again
+            _guard(uid, doc, t)
+            _apply(doc, t)
+        return self._change(uid, edit)
+
+    def mark_sent(self, uid, step):
+        """The outbox of STEP is sent: only its message ids are kept."""
+        def edit(doc):
+            outbox = doc.get("outbox") or {}
+            if outbox.get("step") != step or outbox.get("sent"):
+                return False
+            doc["outbox"] = {"step": step, "sent": True, "ids": [m["_id"] for m in outbox["messages"]]}
+        return self._change(uid, edit)
+
+    def renew(self, uid, step, seconds):
+        """Extend the lease of the review that started with STEP; Refused if it is over."""
+        def edit(doc):
+            owner = doc.get("owner") or {}
+            if doc.get("state") != "Reviewing" or owner.get("step") != step:
+                raise Refused(f"{uid} is {where(doc)}: your review of it is over")
+            owner["until"] = at(time.time() + seconds)
+        return self._change(uid, edit)
 
     def _change(self, uid, edit):
         check_uid(uid)
@@ -121,20 +196,26 @@ class StatusTable:
             raise NotFound(f"no OUS {uid}", 404) from None
 
     def set_state(self, uid, state, strict=False):
+        """The original's set-state; STRICT refuses a change that is not a life-cycle
+        transition (the same state again is no change, so it passes)."""
         check_state(state)
 
         def edit(doc):
-            if strict and state not in TRANSITIONS.get(doc.get("state"), ()):
-                raise InvalidRequest(f"{uid}: {doc.get('state')} -> {state} is not a life-cycle transition")
+            if strict and state != doc.get("state") and state not in TRANSITIONS.get(doc.get("state"), ()):
+                raise InvalidRequest(f"{uid}: {doc.get('state')} -> {state} is not a life-cycle transition "
+                                     "(xtss.py --lenient allows it)")
+            if state != doc.get("state"):
+                doc.pop("owner", None)   # the original's actors record none: the reconciler leaves it alone
             # Delivered ends the ingestion substates (spec §1).
             _record(doc, state, None if state == "Delivered" else doc.get("substate"))
+            if state == "ProcessingProblem":
+                doc.setdefault("problem", "set-state ProcessingProblem (no reason given)")
+            else:
+                doc.pop("problem", None)
         return self._change(uid, edit)
 
     def set_substate(self, uid, substate):
-        if substate is not None and not isinstance(substate, str):
-            raise InvalidRequest(f"a substate is a string or null, not {show(substate)}")
-        if substate and not SUBSTATE_RE.match(substate):
-            raise InvalidRequest(f"{show(substate)} is not a substate (a recipe or an ingestion step)")
+        check_substate(substate)
         return self._change(uid, lambda doc: _record(doc, doc.get("state"), substate))
 
     def set_flag(self, uid, name, value):
@@ -180,7 +261,60 @@ def _checked(doc, uid):
     return doc
 
 
-def _record(doc, state, substate):
+def _guard(uid, doc, t):
+    """Refused unless DOC is where T expects it: state, substate, assignment, owner."""
+    if doc.get("state") not in t["from"]:
+        raise Refused(f"{uid} is {where(doc)}, not {' or '.join(t['from'])}")
+    if "fromSubstate" in t and (doc.get("substate") or "") not in [s or "" for s in t["fromSubstate"]]:
+        raise Refused(f"{uid} is {where(doc)} with substate {doc.get('substate')!r}, "
+                      f"not {' or '.join(repr(s) for s in t['fromSubstate'])}")
+    assignment = (doc.get("assignment") or {}).get("id")
+    if t.get("assignment") and t["assignment"] != assignment:
+        raise Refused(f"{uid} is {where(doc)} under assignment {assignment}, "
+                      f"not {t['assignment']}: a stale run")
+    owner = doc.get("owner") or {}
+    if t.get("owner") and t["owner"] not in (owner.get("message"), owner.get("step")):
+        raise Refused(f"{uid} is {where(doc)}, owned by someone else now")
+
+
+def _apply(doc, t):
+    """Change DOC as T says (already guarded); see StatusTable.transition."""
+    now = timestamp()
+    state = t.get("to") or doc.get("state")
+    flags = doc.setdefault("flags", {})
+    if t.get("assign"):
+        flags[EXECUTIVE_FLAG] = t["assign"]
+        doc["assignment"] = {"id": t["step"], "executive": t["assign"], "by": t.get("by"), "at": now}
+    if t.get("clearExec"):
+        flags.pop(EXECUTIVE_FLAG, None)
+        doc.pop("assignment", None)
+    substate = t["substate"] if "substate" in t else (None if state == "Delivered" else doc.get("substate"))
+    for passed in t.get("through", ()):
+        _record(doc, passed, substate, t.get("by"))
+    _record(doc, state, substate, t.get("by"), t.get("reason"))
+    messages = t.get("messages") or []
+    if messages:
+        doc["outbox"] = {"step": t["step"], "sent": False, "messages": messages}
+    # Who moves the OUS on from here: the request sent now, or the reviewer's lease.
+    if state in ("Processing", "DeliveryInProgress") and messages:
+        doc["owner"] = {"message": messages[0]["_id"], "selector": messages[0]["selector"]}
+    elif state == "Reviewing" and t.get("lease"):
+        doc["owner"] = {"by": t.get("by"), "step": t["step"], "until": at(time.time() + t["lease"])}
+    elif t.get("to"):
+        doc.pop("owner", None)
+    if state == "ProcessingProblem":
+        doc["problem"] = t.get("reason") or "no reason given"
+    else:
+        doc.pop("problem", None)
+    doc["step"] = t["step"]
+
+
+def _record(doc, state, substate, by=None, reason=None):
     now = timestamp()
     doc.update(state=state, substate=substate, timestamp=now)
-    doc.setdefault("history", []).append({"state": state, "substate": substate, "timestamp": now})
+    entry = {"state": state, "substate": substate, "timestamp": now}
+    if by:
+        entry["by"] = by
+    if reason:
+        entry["reason"] = reason
+    doc.setdefault("history", []).append(entry)

@@ -111,6 +111,13 @@ def _ous(doc):
     history = doc.get("history", [])
     _need(isinstance(history, list) and all(isinstance(h, dict) for h in history),
           "history is not a list of objects")
+    # What guarded transitions keep (issue 13): who owns the OUS now, and the messages of its step.
+    for name, kind in (("assignment", dict), ("owner", dict), ("outbox", dict), ("step", str), ("problem", str)):
+        _need(doc.get(name) is None or isinstance(doc[name], kind),
+              f"{name} {show(doc.get(name))} is not {'an object' if kind is dict else 'a string'}")
+    sent = (doc.get("outbox") or {}).get("messages", [])
+    _need(isinstance(sent, list) and all(reason(tables.MSGQ, m) is None for m in sent),
+          "outbox messages is not a list of messages")
 
 
 def _msgq(doc):

@@ -2,6 +2,7 @@
 
 from . import messages, rpc, shapes, tables
 from .exceptions import RemoteError
+from .ous import Refused
 
 
 class Client:
@@ -15,6 +16,8 @@ class Client:
         reply = rpc.call(self.bus, selector, body, timeout=self.timeout)
         if rpc.is_error(reply):
             raise RemoteError(f"XTSS refused {body.get('operation')}: {reply['error']}")
+        if isinstance(reply, dict) and messages.REFUSED in reply:
+            raise Refused(reply[messages.REFUSED])
         return reply
 
     def set_state(self, uid, state):
@@ -38,3 +41,11 @@ class Client:
         if not isinstance(ouss, list):
             raise RemoteError(f"XTSS answered {messages.FIND} with {type(ouss).__name__}, not a list")
         return shapes.well_formed(tables.STATUS, ouss)
+
+    def transition(self, uid, step, expect, to=None, **more):
+        """A guarded step (messages.check_transition); Refused, saying where the OUS is and
+        who moved it there, when it is not in a state of EXPECT."""
+        return self.request(*messages.xtss_transition(uid, step, self.bus.identity, expect, to, **more))
+
+    def renew(self, uid, step, lease):
+        return self.request(*messages.xtss_renew(uid, step, lease))

@@ -1,6 +1,8 @@
-"""Test helpers: free ports, waiting on conditions, actor subprocesses."""
+"""Test helpers: the servers the tests start, free ports, waiting on conditions,
+actor subprocesses."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -8,9 +10,46 @@ import sys
 import time
 from pathlib import Path
 
+from draws import config, dbserver
 from draws.children import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Which server the tests start: DRAWS_TEST_SERVER=couchdb runs them on Apache
+# CouchDB from the unpacked release DRAWS_COUCHDB_RELEASE, else PouchDB Server.
+_settings = config.load()
+ON_COUCHDB = _settings.test_server == "couchdb"
+RELEASE = _settings.couchdb_release if ON_COUCHDB else None
+SERVER_NAME = dbserver.ApacheCouchDB.name if ON_COUCHDB else dbserver.PouchDB.name
+# Apache CouchDB 3 refuses to start without an admin: every server the tests
+# start has this one, and its URLs carry it (never printed by the code).
+ADMIN = ("draws", secrets.token_hex(8)) if ON_COUCHDB else None
+
+
+def release_missing():
+    """Why the chosen Apache CouchDB cannot run here, or None."""
+    if ON_COUCHDB and not (RELEASE and (Path(RELEASE) / "bin" / "couchdb").exists()):
+        return (f"Apache CouchDB run skipped: DRAWS_TEST_SERVER=couchdb but DRAWS_COUCHDB_RELEASE "
+                f"({RELEASE or 'not set'}) holds no unpacked release")
+    return None
+
+
+def server_url(host="127.0.0.1", port=None, admin=ADMIN):
+    """The URL of a server the tests start on HOST:PORT (a free port by default),
+    carrying ADMIN's credentials when there is one."""
+    port = port or free_port(host)
+    auth = f"{admin[0]}:{admin[1]}@" if admin else ""
+    return f"http://{auth}{host}:{port}"
+
+
+def start_server(url, data_dir, log_file=None, in_memory=True):
+    """Start the chosen kind of server for URL (its admin from the URL): the Popen.
+
+    It dies with the test run. Its data is in DATA_DIR, or in memory when
+    IN_MEMORY on PouchDB Server (Apache CouchDB has no such mode).
+    """
+    return dbserver.spawn(url, data_dir, in_memory=in_memory, log_file=log_file,
+                          die_with_parent=True, release=RELEASE)
 
 
 def free_port(host="127.0.0.1"):

@@ -6,10 +6,9 @@ import time
 
 import pytest
 
-from draws import server as embedded
 from draws.couch import Server, safe_url, split_credentials
 from draws.exceptions import Conflict, NotFound, Unavailable
-from support import free_port
+from support import free_port, server_url, start_server
 
 
 def test_credentials_are_split_off_the_url():
@@ -55,7 +54,7 @@ def test_unreachable_server_fails_fast_when_told_not_to_wait():
 
 
 def test_requests_wait_for_the_server_and_log_once(tmp_path, caplog):
-    url = f"http://127.0.0.1:{free_port()}"
+    url = server_url()
     srv = Server(url)
     result = {}
     caplog.set_level(logging.WARNING, logger="draws.couch")
@@ -63,7 +62,7 @@ def test_requests_wait_for_the_server_and_log_once(tmp_path, caplog):
     t.start()
     time.sleep(1.5)
     assert "dbs" not in result
-    proc = embedded.spawn(url, tmp_path, in_memory=True)
+    proc = start_server(url, tmp_path)
     try:
         t.join(30)
         assert isinstance(result["dbs"], list)
@@ -71,7 +70,7 @@ def test_requests_wait_for_the_server_and_log_once(tmp_path, caplog):
         proc.kill()
         proc.wait()
     waits = [r.getMessage() for r in caplog.records if "waiting for CouchDB" in r.getMessage()]
-    assert waits == [f"waiting for CouchDB at {url} (connection refused)"]
+    assert waits == [f"waiting for CouchDB at {safe_url(url)} (connection refused)"]
     assert any("answers again" in r.getMessage() for r in caplog.records)
 
 

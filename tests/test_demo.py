@@ -24,9 +24,9 @@ def ports():
             "--eu-cache-port", str(free_port())]
 
 
-def test_demo_brings_every_ous_to_the_end(tmp_path, server):
+def test_demo_brings_every_ous_to_the_end(tmp_path, server, couch_url):
     res = subprocess.run([sys.executable, "tools/demo.py", "--exit-when-done", "--timeout", "240",
-                          *ports()], cwd=str(ROOT), env=demo_env(tmp_path, server.url),
+                          *ports()], cwd=str(ROOT), env=demo_env(tmp_path, couch_url),
                          capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "demo: done:" in res.stdout and "Delivered" in res.stdout

@@ -41,8 +41,10 @@ def test_prompt_lists_refreshes_rejects_and_assigns(server, actors):
 
     assert status.get(A)["flags"] == {EXECUTIVE_FLAG: "EU"}
     assert status.get(LATE)["state"] == "ReadyForProcessing"
+    # The request carries the assignment's id (beyond the original's body).
     assert sent(server, "pipeline.process.EU") == [
-        {"progID": PROG, "ousUID": A, "recipe": "PipelineImaging"}]
+        {"progID": PROG, "ousUID": A, "recipe": "PipelineImaging",
+         "assignment": status.get(A)["assignment"]["id"]}]
 
 
 def test_end_of_input_at_once_exits_zero(server, actors):

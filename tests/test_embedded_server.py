@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from draws import server as embedded, tables
+from draws import dbserver as embedded, tables
 from draws.couch import Server
 from support import free_port
 

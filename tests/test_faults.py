@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from draws import server as embedded, tables
+from draws import tables
 from draws.couch import Server
 from draws.ous import StatusTable
-from support import Actors, free_port, wait_for
+from support import Actors, free_port, server_url, start_server, wait_for
 from test_lifecycle import PROG, assert_delivered
 
 RECIPE = "PipelineCalibration"
@@ -209,11 +209,11 @@ def test_each_actor_killed_at_a_random_moment_loses_and_duplicates_nothing(actor
 
 @pytest.fixture
 def own_couch(tmp_path):
-    """A PouchDB Server with its data on disk, which the test may kill and restart."""
-    url = f"http://127.0.0.1:{free_port()}"
+    """A server with its data on disk, which the test may kill and restart."""
+    url = server_url()
     data = tmp_path / "couchdb"
     box = {"url": url, "data": data, "log": tmp_path / "couchdb.log"}
-    box["proc"] = embedded.spawn(url, data, log_file=box["log"])
+    box["proc"] = start_server(url, data, log_file=box["log"], in_memory=False)
     yield box
     box["proc"].kill()
     box["proc"].wait()
@@ -239,7 +239,8 @@ def test_couchdb_restarted_mid_run_actors_ride_it_out(env, tmp_path, own_couch):
         own_couch["proc"].send_signal(signal.SIGKILL)   # no clean shutdown
         own_couch["proc"].wait()
         time.sleep(2)   # the outage itself, not a wait for a condition
-        own_couch["proc"] = embedded.spawn(own_couch["url"], own_couch["data"], log_file=own_couch["log"])
+        own_couch["proc"] = start_server(own_couch["url"], own_couch["data"], log_file=own_couch["log"],
+                                         in_memory=False)
         fleet.wait_delivered(uids, timeout=240)
         fleet.assert_exact_end_state(uids)
         assert fleet.pids() == pids and all(a.alive() for a in fleet.procs.values()), "no actor restarted"
@@ -267,11 +268,9 @@ def test_actor_started_without_couchdb_says_so_once_and_carries_on(env, tmp_path
         wait_for(lambda: f"waiting for CouchDB at {url} " in xtss.log(), timeout=30,
                  what="the actor to say it waits for CouchDB")
         time.sleep(3)   # let it retry a few times: it must not say so again
-        data.mkdir()
-        # The server's admin is the URL's user, set before it starts (config.json).
-        (data / "config.json").write_text(
-            f'{{"log": {{"file": "{data / "log.txt"}"}}, "admins": {{"draws": "{password}"}}}}')
-        proc = embedded.spawn(url, data, log_file=tmp_path / "couchdb.log")
+        # The server's admin is the URL's user, set before it starts.
+        proc = start_server(server_url(port=port, admin=("draws", password)), data,
+                            log_file=tmp_path / "couchdb.log", in_memory=False)
         server = Server(f"http://draws:{password}@127.0.0.1:{port}", max_wait=30)
         wait_for(lambda: server.db(tables.STATUS).exists() and "answers again" in xtss.log(),
                  timeout=60, what="the actor to carry on")

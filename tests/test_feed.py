@@ -2,10 +2,9 @@
 
 import threading
 
-from draws import server as embedded
 from draws.couch import Server
 from draws.feed import Feed
-from support import free_port, wait_for
+from support import server_url, start_server, wait_for
 
 
 class Seen:
@@ -22,8 +21,8 @@ class Seen:
 
 
 def test_changes_arrive_in_order_and_the_feed_resumes_after_couchdb_restarts(tmp_path):
-    url = f"http://127.0.0.1:{free_port()}"
-    proc = embedded.spawn(url, tmp_path / "couch", log_file=tmp_path / "couch.log")
+    url = server_url()
+    proc = start_server(url, tmp_path / "couch", log_file=tmp_path / "couch.log", in_memory=False)
     db = Server(url).db("things")
     db.create()
     seen = Seen()
@@ -41,7 +40,7 @@ def test_changes_arrive_in_order_and_the_feed_resumes_after_couchdb_restarts(tmp
         proc.wait()
         wait_for(lambda: any(e is not None for e in seen.health), 30, what="the feed to notice")
         # Written while the feed was cut off: it must still see them, once each.
-        proc = embedded.spawn(url, tmp_path / "couch", log_file=tmp_path / "couch.log")
+        proc = start_server(url, tmp_path / "couch", log_file=tmp_path / "couch.log", in_memory=False)
         for n in range(5):
             db.put({"_id": f"b{n}"})
         wait_for(lambda: len(seen.ids) == 25, 30, what="the changes made after the restart")

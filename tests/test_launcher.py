@@ -35,8 +35,27 @@ def test_launch_with_executive_sends_to_torque(actors, server):
     assert doc["state"] == "Processing"
     assert doc["flags"] == {"PL_PROCESSING_EXECUTIVE": "EU"}
     (msg,) = server.db("msgq").find({"selector": "pipeline.process.EU"})
-    assert msg["body"] == {"progID": PROG, "ousUID": UID, "recipe": "PipelineCalibration"}
+    assert msg["body"] == {"progID": PROG, "ousUID": UID, "recipe": "PipelineCalibration",
+                           "assignment": doc["assignment"]["id"]}
     assert msg["consumed"] is False
+    assert doc["owner"]["message"] == msg["_id"] and doc["outbox"]["sent"] is True
+
+
+def test_a_mid_life_cycle_ous_is_reset_only_when_forced(actors, server):
+    status = StatusTable(server)
+    assert actors.run("launcher.py", PROG, UID, "PipelineCalibration", "EU").returncode == 0
+    before = status.get(UID)
+    again = actors.run("launcher.py", PROG, UID, "PipelineImaging")
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert f"{UID} is Processing at EU by launcher@" in again.stderr and "--force" in again.stderr
+    assert status.get(UID)["_rev"] == before["_rev"]
+    forced = actors.run("launcher.py", "--force", PROG, UID, "PipelineImaging")
+    assert forced.returncode == 0, forced.stderr
+    assert f"{UID} was Processing at EU by launcher@" in forced.stderr and "interrupting" in forced.stderr
+    doc = status.get(UID)
+    assert (doc["state"], doc["substate"], doc["flags"]) == ("ReadyForProcessing", "PipelineImaging", {})
+    assert "assignment" not in doc and "owner" not in doc
+    assert doc["history"][-1]["reason"].startswith("launched again, interrupting Processing")
 
 
 @pytest.mark.parametrize("args, complaint", [

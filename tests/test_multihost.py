@@ -1,7 +1,10 @@
 """JAO and ARCs as separate hosts: own addresses, own CouchDB, own cache.
 
 Hosts are loopback aliases (127.A.B.2, 127.A.B.3, ...), each with its own
-PouchDB Server on port 5984, linked only by CouchDB pull replication and by
+server of the chosen kind (PouchDB Server, or Apache CouchDB with its own
+node name, data folder and admin) on port 5984, linked only by CouchDB pull
+replication (Apache CouchDB: ``_replicator`` documents, their state in
+``_scheduler/docs``) and by
 rsync — over ssh to a real sshd, with a key made by the test, in the
 two-host tests.
 """
@@ -17,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from draws import products, server as embedded, tables
-from draws.couch import Server
+from draws import products, tables
+from draws.couch import Server, safe_url
 from draws.ous import EXECUTIVE_FLAG, StatusTable
-from support import Actors, free_port, wait_for
+from support import ADMIN, Actors, free_port, server_url, start_server, wait_for
 
 PROG = "2015.1.00657.S"
 # Hosts are 127.A.B.2, .3, ... with A.B drawn per session, so that test runs on
@@ -33,12 +36,11 @@ class Host:
     """One site: its address, CouchDB, cache and actors."""
 
     def __init__(self, name, ip, location, root):
-        self.name, self.ip, self.location = name, ip, location
-        self.url = f"http://{ip}:5984"
+        self.name, self.ip, self.location, self.root = name, ip, location, root / name
+        self.url = server_url(ip, 5984)
         self.cache = root / name / "cache"
         (self.cache / "weblogs").mkdir(parents=True)
-        self.couch = embedded.spawn(self.url, root / name / "couchdb", in_memory=True,
-                                    log_file=root / name / "couchdb.log")
+        self.couch = start_server(self.url, root / name / "couchdb", log_file=root / name / "couchdb.log")
         self.server = Server(self.url, max_wait=30)
         tables.ensure(self.server)
         self.status = StatusTable(self.server)
@@ -113,8 +115,14 @@ def sshd(tmp_path):
 
 
 def replication(command, jao, *arcs):
-    res = jao.actors.run("draws", "replication", command, "--jao", jao.url,
-                         *[a for arc in arcs for a in ("--arc", arc.url)])
+    env = {}
+    if ADMIN:   # never on the command line: JAO's from DRAWS_COUCHDB_URL, the ARCs' from a file
+        path = jao.root / "credentials"
+        path.write_text("".join(f"machine {arc.ip} login {ADMIN[0]} password {ADMIN[1]}\n" for arc in arcs))
+        path.chmod(0o600)
+        env["DRAWS_CREDENTIALS_FILE"] = str(path)
+    res = jao.actors.run("draws", "replication", command, "--jao", safe_url(jao.url),
+                         *[a for arc in arcs for a in ("--arc", safe_url(arc.url))], env=env)
     assert res.returncode == 0, res.stderr
     return res.stdout
 
@@ -186,6 +194,9 @@ def test_two_hosts_with_rsync_over_ssh(hosts, sshd):
     assert_end_state(jao, arc, [uid])
     status = replication("status", jao, arc)
     assert f"draws-msgq-from-{NET.replace('.', '_')}_3_5984" in status and "missing" not in status
+    if ADMIN:   # in the _replicator documents, never in what is shown or logged
+        logs = [p.read_text(errors="replace") for p in jao.root.parent.rglob("*.log")]
+        assert logs and not any(ADMIN[1] in text for text in logs + [out, status])
 
 
 def test_replication_cut_mid_life_cycle(hosts, sshd):

@@ -1,7 +1,6 @@
 """`python -m draws replication` between secured servers: credentials come from
 the environment or a credentials file, never from the command line."""
 
-import json
 import os
 import random
 import subprocess
@@ -9,9 +8,9 @@ import sys
 
 import pytest
 
-from draws import server as embedded, tables
+from draws import tables
 from draws.couch import Server
-from support import ROOT, free_port, wait_for
+from support import ROOT, free_port, start_server, wait_for
 
 NET = f"127.{random.randint(10, 250)}.{random.randint(0, 250)}"
 JAO_IP, ARC_IP = f"{NET}.2", f"{NET}.3"
@@ -20,14 +19,11 @@ JAO_AUTH, ARC_AUTH = ("jaoadmin", "J-pa55word"), ("arcadmin", "A-pa55word")
 
 @pytest.fixture
 def sites(tmp_path):
-    """Two secured embedded servers, JAO and an ARC, each with its own admin: {name: (url, auth)}."""
+    """Two secured servers, JAO and an ARC, each with its own admin: {name: (url, auth)}."""
     made, procs = {}, []
     for name, ip, auth in (("jao", JAO_IP, JAO_AUTH), ("arc", ARC_IP, ARC_AUTH)):
-        data = tmp_path / name
-        data.mkdir()
-        (data / "config.json").write_text(json.dumps({"admins": {auth[0]: auth[1]}}))
         url = f"http://{ip}:{free_port(ip)}"
-        procs.append(embedded.spawn(url, data, in_memory=True, log_file=tmp_path / f"{name}.log"))
+        procs.append(start_server(with_auth(url, auth), tmp_path / name, log_file=tmp_path / f"{name}.log"))
         made[name] = (url, auth)
     yield made
     for proc in procs:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from draws import server as embedded, tables
+from draws import dbserver as embedded, tables
 from draws.actors.cleaner import clear_all
 from draws.actors.launcher import Launcher
 from draws.bus import Bus

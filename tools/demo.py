@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from draws import config, server as embedded
+from draws import config, dbserver as embedded
 from draws.couch import Server, safe_url
 from draws.feed import Feed
 from draws.ous import EXECUTIVE_FLAG, MANUAL_RECIPE, StatusTable

@@ -6,7 +6,8 @@ choices repeatable.
 """
 
 from .. import tables
-from ..ous import RECIPES
+from ..ous import RECIPES, Refused
+from ..owners import new_step
 from ..watch import Trigger
 
 STATE = "ReadyForProcessing"
@@ -20,7 +21,12 @@ class BatchHelper:
     def give_recipes(self):
         for ous in self.ctx.xtss.find(STATE, "^$"):   # a null substate counts as ""
             recipe = self.rng.choice(RECIPES)
-            self.ctx.xtss.set_substate(ous["entityId"], recipe)
+            try:   # guarded: a recipe someone gave it meanwhile stays
+                self.ctx.xtss.transition(ous["entityId"], new_step(), [STATE], fromSubstate=[None],
+                                         substate=recipe)
+            except Refused as exc:
+                self.ctx.log.info("%s", exc)
+                continue
             self.ctx.log.info("%s (%s): recipe %s", ous["entityId"], ous.get("progID"), recipe)
 
     def run(self):

@@ -8,7 +8,8 @@ the site's Torque/Maui gets ``pipeline.process.<LOC>``.
 from .. import messages, tables
 from ..config import LOCATIONS
 from ..exceptions import InvalidRequest
-from ..ous import is_pipeline_recipe
+from ..ous import Refused, is_pipeline_recipe
+from ..owners import new_step
 from ..prompt import Console, pick_loop
 from ..watch import Trigger
 
@@ -41,11 +42,16 @@ class Dra:
         return self.ctx.xtss.find(STATE, PIPELINE)
 
     def assign(self, ous):
+        """Assign OUS in one guarded step (executive, Processing, the request); Refused,
+        saying who did, when another DRA (or a launcher) was first or its recipe changed."""
         uid, recipe = ous["entityId"], ous.get("substate")
-        xtss = self.ctx.xtss
-        xtss.set_exec(uid, self.location)   # first: whoever sees Processing sees where
-        xtss.set_state(uid, "Processing")
-        self.ctx.bus.send(*messages.process(self.location, ous.get("progID"), uid, recipe))
+        assignment = new_step()
+        try:
+            self.ctx.xtss.transition(
+                uid, assignment, [STATE], "Processing", fromSubstate=[recipe], assign=self.location,
+                messages=[messages.process(self.location, ous.get("progID"), uid, recipe, assignment)])
+        except Refused as exc:
+            raise Refused(f"{uid} was not assigned: {exc}") from None
         self.ctx.log.info("%s (%s, %s) assigned to %s", uid, ous.get("progID"), recipe, self.location)
 
     def interactive(self, console=None):
@@ -68,5 +74,8 @@ class Dra:
 
         def work():
             for ous in self.ready():
-                self.assign(ous)
+                try:
+                    self.assign(ous)
+                except Refused as exc:
+                    self.ctx.log.info("%s", exc)
         Trigger().watch(self.ctx.server.db(tables.STATUS), relevant).run(work)

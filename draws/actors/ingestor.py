@@ -16,9 +16,11 @@ from ..archive import Delivery, Metadata, Ngas
 from ..cache import within
 from ..exceptions import DrawsError, InvalidRequest
 from ..ous import StatusTable
+from ..owners import new_step
 from ..products import product_names, products_path
 from ..receiver import Receiver
 
+INGESTING = ["Verified", "DeliveryInProgress"]   # Verified: the original's QA2 sets it late (spec §9)
 PRODUCTS_WAIT = 300.0    # seconds to wait for products still on their way
 CHECK_INTERVAL = 0.25    # how often to look for them meanwhile (the file system has no feed)
 # The original's simulated waits, in seconds (scaled by DRAWS_DELAY_SCALE).
@@ -46,6 +48,11 @@ class Ingestor:
             return
         if ous.get("state") not in ("Verified", "DeliveryInProgress"):
             raise InvalidRequest(f"{uid} is {ous.get('state')}, not verified by QA2: not ingesting it")
+        assignment = messages.assignment_of(message.body)
+        if assignment not in (None, (ous.get("assignment") or {}).get("id")):
+            self.ctx.log.warning("%s: this request belongs to assignment %s, which is over: not ingesting",
+                                 uid, assignment)
+            return
         progid = ous.get("progID")
         folder = self.cache / products_dir / products_path(uid)
         names = product_names(uid, run)
@@ -76,7 +83,8 @@ class Ingestor:
         return path
 
     def _substate(self, uid, substate, delay=0.0):
-        self.ctx.xtss.set_substate(uid, substate)
+        # Guarded: an OUS moved on meanwhile (relaunched, say) is refused, and so is the rest.
+        self.ctx.xtss.transition(uid, new_step(), INGESTING, substate=substate)
         self.ctx.log.info("%s: %s", uid, substate)
         time.sleep(self.ctx.settings.delay(delay))
 

@@ -1,12 +1,19 @@
 """The Pipeline Driver: runs one Pipeline and hands its results on (spec §3, §4).
 
-    python -m draws.actors.pipeline_driver -- PROGID OUSUID RECIPE
+    python -m draws.actors.pipeline_driver -- PROGID OUSUID RECIPE [ASSIGNMENT]
 
 Torque/Maui starts one per ``pipeline.process.<LOC>`` message. The driver
 runs the Pipeline as its own process in a scratch folder; on failure it sets
 ProcessingProblem; on success it puts the products directory and the weblog
 zip into the local cache, expands the weblog, announces both on ``cached.*``,
 sends the report on ``pipeline.report.JAO`` and sets ReadyForReview.
+
+A run belongs to an assignment (its id comes in the request): its outcome
+is a transition XTSS makes only while that assignment holds, and the
+messages go out with it, so a stale run (its OUS relaunched meanwhile, or a
+request run twice) changes nothing, sends nothing and removes what it
+cached. A request from the original's DRA, with no assignment, is run as
+the original did.
 
 Children are started with :func:`spawn`, so that they die with their parent:
 when Torque/Maui is killed its drivers and their Pipelines go too, and the
@@ -20,24 +27,25 @@ import tempfile
 from pathlib import Path
 
 from .. import messages, products
-from ..cache import Cache
+from ..cache import Cache, _remove
 from ..children import spawn
 from ..exceptions import InvalidRequest
-from ..ous import EXECUTIVE_FLAG, StatusTable
+from ..ous import EXECUTIVE_FLAG, Refused, StatusTable
 from ..runtime import Context, run_main
 from ..timestamps import timestamp
 
 
-def command(progid, uid, recipe):
+def command(progid, uid, recipe, assignment=None):
     """The driver's command line: message values only as positional arguments after --."""
     messages.check_process_fields(progid, uid, recipe)
-    return [sys.executable, "-m", "draws.actors.pipeline_driver", "--", progid, uid, recipe]
+    return [sys.executable, "-m", "draws.actors.pipeline_driver", "--", progid, uid, recipe] + \
+        ([messages.assignment_of({"assignment": assignment})] if assignment else [])
 
 
 class PipelineDriver:
-    def __init__(self, ctx, progid, uid, recipe):
+    def __init__(self, ctx, progid, uid, recipe, assignment=None):
         self.ctx = ctx
-        self.progid, self.uid, self.recipe = progid, uid, recipe
+        self.progid, self.uid, self.recipe, self.assignment = progid, uid, recipe, assignment
 
     def still_ours(self):
         """True if our OUS is Processing here; a request redelivered after a crash may be stale."""
@@ -45,7 +53,8 @@ class PipelineDriver:
 
         def ours(doc):
             return doc is not None and doc.get("state") == "Processing" and \
-                (doc.get("flags") or {}).get(EXECUTIVE_FLAG) in (None, ctx.settings.location)
+                (doc.get("flags") or {}).get(EXECUTIVE_FLAG) in (None, ctx.settings.location) and \
+                self.assignment in (None, (doc.get("assignment") or {}).get("id"))
         # The local table (a replica at an ARC) usually knows; when it does not
         # agree, it may lag behind msgq's replication, so XTSS has the last word.
         try:
@@ -56,6 +65,10 @@ class PipelineDriver:
         matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
         if not matches:
             ctx.log.warning("%s is not Processing any more: nothing to do", uid)
+            return False
+        if not ours(matches[0]) and self.assignment is not None:
+            ctx.log.warning("%s is under another assignment than %s (a stale request): nothing to do",
+                            uid, self.assignment)
             return False
         executive = (matches[0].get("flags") or {}).get(EXECUTIVE_FLAG)
         if executive and executive != ctx.settings.location:
@@ -79,9 +92,9 @@ class PipelineDriver:
                              stdout=subprocess.DEVNULL)
             status = pipeline.wait()
             if status != 0:
-                ctx.log.error("the Pipeline failed on %s (exit status %d)", uid, status)
-                ctx.xtss.set_state(uid, "ProcessingProblem")
-                return "ProcessingProblem"
+                reason = f"the Pipeline failed on {uid} at {location} (exit status {status})"
+                ctx.log.error("%s", reason)
+                return self.finish("ProcessingProblem", reason=reason)
             name = products.products_dir(progid, run_timestamp)
             produced = Path(workdir, name, products.products_path(uid))
             report = (produced / products.report_name(uid, run_timestamp)).read_bytes()
@@ -94,11 +107,31 @@ class PipelineDriver:
                 messages.cached("JAO", "weblog", location, weblog.name)]
         if location != "JAO":
             sent.append(messages.cached(location, "weblog", location, weblog.name))
-        sent.append(messages.report(uid, run_timestamp, location, report, name))
-        ctx.bus.send_all(sent)   # one request for them all
-        ctx.xtss.set_state(uid, "ReadyForReview")
+        sent.append(messages.report(uid, run_timestamp, location, report, name, self.assignment))
+        if self.finish("ReadyForReview", sent) is None:   # a stale run: leave no trace
+            for path in (cache.path(name) / products.products_path(uid), weblog,
+                         cache.weblogs / weblog.stem):
+                _remove(path)
+            return None
         ctx.log.info("%s is ReadyForReview", uid)
         return "ReadyForReview"
+
+    def finish(self, state, sent=(), reason=None):
+        """Move our OUS to STATE and send SENT, in one step guarded by our assignment;
+        None (logged) if the assignment is over."""
+        ctx, uid = self.ctx, self.uid
+        if self.assignment is None:   # the original's DRA sent the request
+            if sent:
+                ctx.bus.send_all(sent)
+            ctx.xtss.set_state(uid, state)
+            return state
+        try:
+            ctx.xtss.transition(uid, f"{self.assignment}.run", ["Processing"], state,
+                                assignment=self.assignment, messages=list(sent), reason=reason)
+        except Refused as exc:
+            ctx.log.warning("this run of %s is stale, its result refused: %s", uid, exc)
+            return None
+        return state
 
 
 @run_main("pipeline-driver")
@@ -108,11 +141,13 @@ def main(argv=None):
                                      description="Run the Pipeline on one OUS and hand its results on.")
     for name in ("progid", "ousuid", "recipe"):
         parser.add_argument(name)
+    parser.add_argument("assignment", nargs="?")
     args = parser.parse_args(argv)
     messages.check_process_fields(args.progid, args.ousuid, args.recipe)
+    messages.assignment_of({"assignment": args.assignment})
     # Torque/Maui, which started us, has made sure the tables exist.
     ctx = Context.start("pipeline-driver", require=("location", "local_cache"), ensure_tables=False)
-    PipelineDriver(ctx, args.progid, args.ousuid, args.recipe).run()
+    PipelineDriver(ctx, args.progid, args.ousuid, args.recipe, args.assignment).run()
 
 
 if __name__ == "__main__":

@@ -9,10 +9,13 @@ puts it back in ReadyForReview.
 """
 
 import threading
+from contextlib import contextmanager
 
 from .. import messages, shapes, tables
 from ..archive import Reports
-from ..exceptions import InvalidRequest
+from ..exceptions import DrawsError, InvalidRequest
+from ..ous import Refused
+from ..owners import REVIEW_LEASE, new_step
 from ..products import weblog_stem
 from ..prompt import Console, EndOfInput, pick_loop
 from ..receiver import Receiver
@@ -39,9 +42,6 @@ class Qa2:
         self.cache_url = cache_url.rstrip("/")
         self.answer = answer
         self.reports = Reports(ctx.server)
-        # --auto: reviews may have been left half done by a reviewer that stopped (at
-        # start) or by a run of ours that failed; they are looked for then only.
-        self._left_over = True
         # --auto: OUSs ReadyForReview whose report has not been stored yet: only
         # their reports' arrival is worth a look (a report usually comes first).
         self._awaiting = set()
@@ -77,25 +77,54 @@ class Qa2:
     def weblog_url(self, report):
         return f"{self.cache_url}/weblogs/{weblog_stem(report['ousUID'], report['timestamp'])}/index.html"
 
-    def decide(self, ous, report, answer):
-        uid, xtss = ous["entityId"], self.ctx.xtss
-        if answer == "F":
-            # Recipe and executive go first: DRA --auto must never see the OUS
-            # ReadyForProcessing with its old recipe still set.
-            xtss.clear_exec(uid)
-            xtss.set_substate(uid, None)
-            xtss.set_state(uid, "ReadyForProcessing")
-        elif answer in "PS":
-            xtss.set_state(uid, "Verified")
-            self.deliver(uid, report)
-        else:
-            xtss.set_state(uid, STATE)
-        self.ctx.log.info("%s: QA2 %s", uid, VERDICTS[answer])
+    def start_review(self, ous):
+        """Take OUS for review: one guarded step, holding a lease (renewed while a person
+        decides, see holding()); returns its id. Refused when someone else has it."""
+        review = new_step()
+        try:
+            self.ctx.xtss.transition(ous["entityId"], review, [STATE], "Reviewing", lease=REVIEW_LEASE)
+        except Refused as exc:
+            raise Refused(f"{ous['entityId']} is not yours to review: {exc}") from None
+        return review
 
-    def deliver(self, uid, report):
-        """Ask for the ingestion of a Verified OUS's products (again: the ingestor is idempotent)."""
-        self.ctx.bus.send(*messages.ingest(uid, report["timestamp"], report["productsDir"]))
-        self.ctx.xtss.set_state(uid, "DeliveryInProgress")
+    @contextmanager
+    def holding(self, uid, review):
+        """Renew the lease of our REVIEW of UID meanwhile (a person may take minutes)."""
+        stop = threading.Event()
+
+        def renew():
+            while not stop.wait(REVIEW_LEASE / 3):
+                try:
+                    self.ctx.xtss.renew(uid, review, REVIEW_LEASE)
+                except Refused as exc:
+                    self.ctx.log.warning("%s", exc)
+                    return
+                except DrawsError as exc:   # XTSS or CouchDB away: try again soon
+                    self.ctx.log.warning("could not renew the review of %s: %s", uid, exc)
+        renewer = threading.Thread(target=renew, daemon=True, name="review-lease")
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+
+    def decide(self, ous, report, answer, review):
+        """The verdict on our REVIEW of OUS, in one guarded step (Refused if the review is
+        no longer ours). Fail clears recipe and executive with the state (DRA --auto never
+        sees the old recipe); Pass and SemiPass verify it and ask for the ingestion at once."""
+        uid, step = ous["entityId"], new_step()
+        xtss = self.ctx.xtss
+        if answer == "F":
+            xtss.transition(uid, step, ["Reviewing"], "ReadyForProcessing", owner=review,
+                            substate=None, clearExec=True)
+        elif answer in "PS":
+            assignment = (ous.get("assignment") or {}).get("id")
+            xtss.transition(uid, step, ["Reviewing"], "DeliveryInProgress", owner=review, through=["Verified"],
+                            messages=[messages.ingest(uid, report["timestamp"], report["productsDir"],
+                                                      assignment)])
+        else:
+            xtss.transition(uid, step, ["Reviewing"], STATE, owner=review)
+        self.ctx.log.info("%s: QA2 %s", uid, VERDICTS[answer])
 
     def interactive(self, console=None):
         console = console or Console()
@@ -105,17 +134,18 @@ class Qa2:
             if report is None:
                 raise InvalidRequest(f"the Pipeline report of {ous['entityId']} has not arrived yet; "
                                      "try again in a moment.")
-            self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
+            review = self.start_review(ous)
             console.say(f"\nPipeline report of {ous['entityId']} (run {report['timestamp']}, "
                         f"{report.get('source')}):\n")
             console.say(Reports.decode(report).rstrip())
             console.say(f"\nWeblog: {self.weblog_url(report)}\n")
             try:
-                answer = console.choose(QUESTION, ANSWERS)
+                with self.holding(ous["entityId"], review):
+                    answer = console.choose(QUESTION, ANSWERS)
             except EndOfInput:
-                self.decide(ous, report, "C")   # leave nothing half-reviewed
+                self.decide(ous, report, "C", review)   # leave nothing half-reviewed
                 raise
-            self.decide(ous, report, answer)
+            self.decide(ous, report, answer, review)
             console.say(f"{ous['entityId']}: {VERDICTS[answer]}.")
 
         return pick_loop(console, "OUSs ready for review", ("UID", "Program", "Recipe"),
@@ -125,9 +155,9 @@ class Qa2:
     def auto(self):
         """Review every ReadyForReview OUS with our answer once its report is stored; never returns.
 
-        A reviewer that stopped half-way (killed) left its OUS Reviewing or
-        Verified: those are finished too, so --auto must not run beside a
-        person reviewing at a prompt.
+        It may run beside people at prompts: each review is taken in one guarded
+        step, so an OUS is reviewed by one of them. A review left half done by a
+        reviewer that stopped is given back by XTSS's reconciler once its lease ran out.
         """
         self.ctx.log.info("answering %s to every OUS ready for review", VERDICTS[self.answer])
         (Trigger()
@@ -140,29 +170,15 @@ class Qa2:
     def review_all(self):
         self._reviewing.set()
         try:
-            if self._left_over:
-                self.finish_left_reviews()
-            self._left_over = True   # until this run ends well
             for ous in self.ready():
                 report = self.current_report(ous)
                 if report is None:   # its report's arrival wakes us again
                     self._awaiting.add(ous["entityId"])
                     continue
                 self._awaiting.discard(ous["entityId"])
-                self.ctx.xtss.set_state(ous["entityId"], "Reviewing")
-                self.decide(ous, report, self.answer)
-            self._left_over = False
+                try:
+                    self.decide(ous, report, self.answer, self.start_review(ous))
+                except Refused as exc:
+                    self.ctx.log.info("%s", exc)
         finally:
             self._reviewing.clear()
-
-    def finish_left_reviews(self):
-        for ous in self.ctx.xtss.find("Verified"):   # never a resting state
-            report = self.reports.latest(ous["entityId"])
-            if report is not None:
-                self.ctx.log.info("%s was left Verified: asking for its ingestion", ous["entityId"])
-                self.deliver(ous["entityId"], report)
-        for ous in self.ctx.xtss.find("Reviewing"):
-            report = self.current_report(ous)
-            if report is not None:
-                self.ctx.log.info("%s was left Reviewing: finishing its review", ous["entityId"])
-                self.decide(ous, report, self.answer)

@@ -21,8 +21,9 @@ class Torque:
 
     def handle(self, message):
         progid, uid, recipe = messages.check_process(message.body)
+        assignment = messages.assignment_of(message.body)
         self.ctx.log.info("starting a Pipeline Driver for %s (%s, %s)", uid, progid, recipe)
-        status = spawn(command(progid, uid, recipe)).wait()
+        status = spawn(command(progid, uid, recipe, assignment)).wait()
         if status != 0:
             raise DrawsError(f"the Pipeline Driver for {uid} exited with status {status}")
         self.ctx.log.info("the Pipeline Driver for %s is done", uid)

@@ -14,7 +14,8 @@ from .. import tables
 from ..archive import Delivery, Metadata, Ngas, checksum
 from ..cache import within
 from ..exceptions import NotFound
-from ..ous import StatusTable
+from ..ous import Refused, StatusTable
+from ..owners import new_step
 from ..products import products_dir, products_path
 from ..watch import Trigger
 
@@ -58,8 +59,12 @@ class Tracker:
         problems = [p for p in map(self._problem, delivery["dataProducts"]) if p]
         if problems:
             return self._waits(uid, "; ".join(problems))
-        self.ctx.xtss.clear_exec(uid)   # first: whoever sees Delivered sees the final state
-        self.ctx.xtss.set_state(uid, "Delivered")
+        try:   # one guarded step: executive, substate and state together
+            self.ctx.xtss.transition(uid, new_step(), [STATE], "Delivered", fromSubstate=[SUBSTATE],
+                                     substate=None, clearExec=True)
+        except Refused as exc:
+            self.ctx.log.info("%s", exc)   # delivered by another tracker, or moved on
+            return
         self._told.pop(uid, None)
         self.ctx.log.info("%s Delivered: its %d products are here", uid, len(delivery["dataProducts"]))
 
