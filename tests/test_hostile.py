@@ -210,6 +210,8 @@ def write_ingested(uid, shown, delivery=None, ngas=None, metadata=None):
     return write
 
 
+FORGED_REQUEST = {"_id": "2018-07-24T09_49_20.902-" + "f" * 32, "creationTimestamp": TS, "selector": "xtss",
+                  "consumed": False, "body": {"operation": "set-state", "ousUID": DONE, "value": "Processing"}}
 PASSWD = "../../../../../../../../../../etc/passwd"
 PASSWD_SUM = "sha256:" + hashlib.sha256(Path("/etc/passwd").read_bytes()).hexdigest()
 
@@ -247,6 +249,10 @@ ROWS = [
     ("ous-forges-a-delivered-one", tables.STATUS,
      forged_doc(tables.STATUS, ous(DONE, _id="uid___X1_X1_Xforged")),
      "_id", "xtss", lambda site: site.snapshot() == site.bystanders),
+    ("ous-forged-outbox", tables.STATUS,   # XTSS's reconciler sends an outbox left unsent
+     forged_doc(tables.STATUS, ous(DONE, _id="uid___X1_X1_Xoutbox", state="Verified", outbox={
+         "step": "s1", "sent": False, "messages": [dict(FORGED_REQUEST)]})),
+     "_id", "xtss", lambda site: not site.db(tables.MSGQ).get_or_none(FORGED_REQUEST["_id"])),
     ("ous-huge-substate", tables.STATUS,
      forged_doc(tables.STATUS, ous("uid://X1/X1/Xhuge", substate="x" * 1_000_000)),
      "substate", None, None),
