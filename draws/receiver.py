@@ -12,7 +12,10 @@ Delivery is push-driven and exactly-once:
   the lease runs out and another receiver (or the restarted one) takes the
   message again. After ``MAX_ATTEMPTS`` such deaths it is marked failed;
 * a handler that raises marks the message ``failed`` with the reason; it
-  stays in ``msgq`` for people to see and is not retried.
+  stays in ``msgq`` for people to see and is not retried;
+* a message without its table's shape (:mod:`draws.shapes`: ``consumed``
+  not a boolean, ``attempts`` not a count, ...) is marked ``failed`` with
+  the reason as soon as it is seen, never handled.
 """
 
 import logging
