@@ -19,9 +19,13 @@ Delivery is push-driven and exactly-once:
   slot serves other messages meanwhile;
 * a slot is freed whatever became of its message meanwhile (deleted, or
   changed by someone else, whose word then stands), and the log says so.
+* a message without its table's shape (:mod:`draws.shapes`: ``consumed``
+  not a boolean, ``attempts`` not a count, ...) is marked ``failed`` with
+  the reason as soon as it is seen, never handled.
 """
 
 import logging
+import os
 import queue
 import re
 import threading
@@ -31,7 +35,9 @@ from dataclasses import dataclass
 
 from . import presence
 from .bus import is_message, pattern_regex
+from . import shapes, tables
 from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
+from .ous import show
 from .timestamps import at, parse_timestamp, timestamp
 
 log = logging.getLogger("draws.receiver")
@@ -114,7 +120,7 @@ class Receiver:
         self._feed = None
 
     def start(self):
-        self._thread = threading.Thread(target=self.run, daemon=True, name=f"receiver-{self.name}")
+        self._thread = threading.Thread(target=self._run_or_exit, daemon=True, name=f"receiver-{self.name}")
         self._thread.start()
         return self
 
@@ -128,6 +134,17 @@ class Receiver:
 
     def join(self, timeout=None):
         self._thread.join(timeout)
+
+    def _run_or_exit(self):
+        """run() in the background: should it ever die, the process exits, so that its
+        supervisor restarts it, rather than live on deaf to its messages."""
+        try:
+            self.run()
+        except BaseException as exc:
+            log.exception("the receiver on %s stopped", ", ".join(self.patterns))
+            log.critical("exiting: the receiver on %s died (%s: %s)", ", ".join(self.patterns),
+                         type(exc).__name__, exc)
+            os._exit(70)
 
     def _on_doc(self, doc):
         if is_message(doc) and self._regex.match(doc["selector"]):
@@ -208,6 +225,14 @@ class Receiver:
         if mid in self._busy:
             return
         self._leased.pop(mid, None)
+        if doc.get("consumed") is True and doc.get("status") != "claimed":
+            self._candidates.pop(mid, None)   # handled already
+            return
+        why = shapes.check(tables.MSGQ, doc)
+        if why:
+            self._candidates.pop(mid, None)
+            self._refuse(doc, why)
+            return
         if not doc.get("consumed"):
             retry = _time_of(doc.get("retryAt"))
             if retry > time.time():
@@ -222,6 +247,18 @@ class Receiver:
                 self._candidates[mid] = doc   # its receiver died: take it over
             else:
                 self._leased[mid] = expiry
+
+    def _refuse(self, doc, why):
+        """Mark a malformed message failed with the reason: it is never handled."""
+        refused = dict(doc, consumed=True, status="failed", consumedBy=self.bus.identity,
+                       consumedAt=timestamp(), handledAt=timestamp(), error=(shapes.REFUSED + why)[:2000])
+        refused.pop("leaseExpires", None)
+        try:
+            self.db.put(refused)
+        except (Conflict, NotFound):
+            pass   # another receiver refused it first, or it is gone
+        except CouchError as exc:
+            log.error("could not mark message %s failed: %s", show(doc["_id"]), exc)
 
     def _dispatch(self):
         for mid in sorted(self._candidates):   # ids start with the creation time

@@ -1,6 +1,6 @@
 """What actors use to call XTSS over the bus (spec §3); the service is draws.actors.xtss."""
 
-from . import messages, rpc
+from . import messages, rpc, shapes, tables
 from .exceptions import RemoteError
 from .ous import Refused
 
@@ -38,7 +38,14 @@ class XtssClient:
         return self.request(*messages.xtss_set("clear-exec", uid))
 
     def ask_ouss(self, state, substate=".*"):
-        return self.request(*messages.xtss_find(state, substate))
+        """The well-formed OUS documents in STATE whose substate matches SUBSTATE (a regex).
+
+        Checked here too: another XTSS (the original's) returns what its table holds.
+        """
+        ouss = self.request(*messages.xtss_find(state, substate))
+        if not isinstance(ouss, list):
+            raise RemoteError(f"XTSS answered {messages.FIND} with {type(ouss).__name__}, not a list")
+        return shapes.well_formed(tables.STATUS, ouss)
 
     def transition(self, uid, step, expect, to=None, **more):
         """A guarded step (messages.check_transition); Refused, saying where the OUS is and

@@ -36,7 +36,7 @@ from pathlib import Path
 from .. import messages, products
 from ..cache import Cache, _remove
 from ..children import spawn
-from ..exceptions import StorageError
+from ..exceptions import InvalidRequest, StorageError
 from ..ous import EXECUTIVE_FLAG, Refused, StatusTable
 from ..runtime import Context, run_main
 from ..timestamps import timestamp
@@ -64,8 +64,11 @@ class PipelineDriver:
                 self.assignment in (None, (doc.get("assignment") or {}).get("id"))
         # The local table (a replica at an ARC) usually knows; when it does not
         # agree, it may lag behind msgq's replication, so XTSS has the last word.
-        if ours(StatusTable(ctx.server).get_or_none(uid)):
-            return True
+        try:
+            if ours(StatusTable(ctx.server).get_or_none(uid)):
+                return True
+        except InvalidRequest:
+            pass   # the local document is refused (and logged): XTSS decides
         matches = [d for d in ctx.xtss.ask_ouss("Processing") if d.get("entityId") == uid]
         if not matches:
             ctx.log.warning("%s is not Processing any more: nothing to do", uid)

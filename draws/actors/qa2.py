@@ -11,7 +11,7 @@ puts it back in ReadyForReview.
 import threading
 from contextlib import contextmanager
 
-from .. import messages, tables
+from .. import messages, shapes, tables
 from ..archive import Reports
 from ..exceptions import DrawsError, InvalidRequest
 from ..ous import Refused
@@ -163,7 +163,8 @@ class Qa2:
         (Trigger()
          .watch(self.ctx.server.db(tables.STATUS), lambda doc: doc.get("state") == STATE)
          .watch(self.ctx.server.db(tables.REPORTS),
-                lambda report: self._reviewing.is_set() or report.get("ousUID") in self._awaiting)
+                lambda report: self._reviewing.is_set() or (shapes.reason(tables.REPORTS, report) is None
+                                                            and report["ousUID"] in self._awaiting))
          .run(self.review_all))
 
     def review_all(self):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import tables
 from ..archive import Delivery, Metadata, Ngas, checksum
+from ..cache import within
 from ..exceptions import NotFound
 from ..ous import Refused, StatusTable
 from ..owners import new_step
@@ -84,12 +85,12 @@ class Tracker:
 
     def _local_file(self, name):
         """The product's file in this site's cache, if its metadata says where and it is there."""
-        meta = self.metadata.db.get_or_none(name)
+        meta = self.metadata.get(name)
         if self.cache is None or not meta:
             return None
         path = (self.cache / products_dir(meta["progID"], meta["timestamp"])
                 / products_path(meta["ousUID"]) / name)
-        return path if path.is_file() else None
+        return path if path.is_file() and within(self.cache, path) else None
 
     def _waits(self, uid, what):
         if self._told.get(uid) != what:
