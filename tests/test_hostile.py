@@ -37,7 +37,7 @@ from draws.couch import Server
 from draws.ous import StatusTable, encode_uid
 from draws.exceptions import RemoteError
 from draws.timestamps import timestamp
-from draws.xtss import Client
+from draws.xtss import XtssClient
 from support import Actors, site_env, wait_for
 from test_faults import Fleet
 from test_lifecycle import assert_cached, assert_delivered
@@ -136,7 +136,7 @@ def ingested(site, uid):
 
 def xtss_answers(site):
     """XTSS still serves: a request from us is answered."""
-    return isinstance(Client(site.bus, timeout=30).find("Delivered"), list)
+    return isinstance(XtssClient(site.bus, timeout=30).ask_ouss("Delivered"), list)
 
 
 def report_thread_answers(site):
@@ -185,7 +185,7 @@ def forged_doc(table, doc):
 
 def xtss_refuses_to_change(site, uid):
     with pytest.raises(RemoteError, match="is refused: flags"):
-        Client(site.bus, timeout=30).set_exec(uid, "EU")
+        XtssClient(site.bus, timeout=30).ask_set_exec(uid, "EU")
     return True
 
 
