@@ -766,9 +766,10 @@ def servers_section(s, why_not=None):
     lines = head + [
         f"Measured {s['date']}, both servers up at once, each measure taken on one right after the "
         "other (bus hop: 3 × 200 messages, one every 20 ms; XTSS RPC: 3 × 100 calls; then one run of "
-        f"{s['count']} OUSs on each after a one-OUS warm-up). 1-minute load average as each measure "
-        f"began: {loads} (above 2 the figures are pessimistic, and more so for whichever server "
-        "met the heavier moment).",
+        f"{s['count']} OUSs on each after a one-OUS warm-up). 1-minute load average before the hop, "
+        f"the RPC, and before and after the life cycle: {loads} (above 2 the figures are pessimistic, "
+        "and more so for whichever server met the heavier moment; well above 2 they measure the "
+        "machine more than the servers: rerun on a quiet one).",
         "",
         "| measure | PouchDB Server | Apache CouchDB | CouchDB ÷ PouchDB | goal | met |",
         "|---|---|---|---|---|---|",
