@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export DRAWS_COUCHDB_URL ?= http://127.0.0.1:5984
 
-.PHONY: install prerequisites server stop test demo bench clean
+.PHONY: install prerequisites server stop test demo bench bench-scale clean
 
 install: prerequisites $(VENV)/.installed node_modules/.installed
 	@# Compiled now, so that a Python started per OUS (Pipeline Driver, Pipeline) does not
@@ -56,6 +56,9 @@ demo: install            ## everything on one host, driven for you; watch http:/
 
 bench: install $(VENV)/.bench  ## measurements; writes BENCHMARKS.md and docs/bench-*.png
 	$(BIN)/python tools/bench.py
+
+bench-scale: install $(VENV)/.bench  ## costs against the history (N = 0, 5,000, 50,000 OUSs; long): BENCHMARKS.md, docs/bench-scale.png
+	$(BIN)/python tools/bench_scale.py
 
 $(VENV)/.bench: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench]'

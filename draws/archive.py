@@ -7,7 +7,7 @@ after a crash) never duplicates a record.
 import base64
 import hashlib
 
-from . import tables
+from . import shapes, tables
 from .recent import Recent
 from .timestamps import timestamp
 from .exceptions import Conflict, NotFound
@@ -18,6 +18,10 @@ ATTACHMENT = "content"
 
 def checksum(content):
     return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def _checked(table, doc):
+    return doc if doc is not None and shapes.check(table, doc) is None else None
 
 
 class Ngas:
@@ -37,8 +41,8 @@ class Ngas:
             return self.db.put(dict(doc))   # usually a new name: no need to look first
         except Conflict:
             existing = self.db.get(name)
-        if existing.get("checksum") == digest:
-            return existing
+        if existing.get("checksum") == digest and shapes.check(tables.NGAS, existing) is None:
+            return existing   # (a refused document there is replaced by ours)
         try:
             return self.db.put(dict(doc, _rev=existing["_rev"]))
         except Conflict:  # stored meanwhile by another writer: same name, same product
@@ -49,7 +53,8 @@ class Ngas:
                             "application/zip" if path.suffix == ".zip" else "application/octet-stream")
 
     def get(self, name):
-        return self.db.get_or_none(name)
+        """The document of file NAME; None if there is none or it is refused (malformed)."""
+        return _checked(tables.NGAS, self.db.get_or_none(name))
 
     def content(self, name):
         return self.db.get_attachment(name, ATTACHMENT)
@@ -76,7 +81,7 @@ class Reports:
 
     def for_ous(self, ous_uid):
         """The OUS's reports, newest run first."""
-        docs = self.db.find({"ousUID": ous_uid})
+        docs = shapes.well_formed(tables.REPORTS, self.db.find({"ousUID": ous_uid}))
         return sorted(docs, key=lambda d: d.get("timestamp", ""), reverse=True)
 
     def latest(self, ous_uid):
@@ -101,8 +106,12 @@ class Metadata:
         except Conflict:
             return self.db.get(name)
 
+    def get(self, name):
+        """The record of product NAME; None if there is none or it is refused (malformed)."""
+        return _checked(tables.METADATA, self.db.get_or_none(name))
+
     def for_ous(self, ous_uid):
-        return self.db.find({"ousUID": ous_uid})
+        return shapes.well_formed(tables.METADATA, self.db.find({"ousUID": ous_uid}))
 
 
 class Delivery:
@@ -113,7 +122,8 @@ class Delivery:
         self.recent = Recent()   # the ingestor adds product after product: no read each time
 
     def get(self, ous_uid):
-        return self.db.get_or_none(encode_uid(ous_uid))
+        """The OUS's delivery status; None if there is none or it is refused (malformed)."""
+        return _checked(tables.DELIVERY, self.db.get_or_none(encode_uid(ous_uid)))
 
     def start(self, progid, ous_uid):
         """Open (or reopen, for a new delivery) the OUS's delivery status."""

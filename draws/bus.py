@@ -18,12 +18,12 @@ import socket
 import threading
 import uuid
 
-from . import tables
+from . import shapes, tables
 from .exceptions import Conflict, CouchError, InvalidRequest
 from .feed import Feed
 from .timestamps import timestamp
 
-SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.*:-]{1,200}$")
+SELECTOR_RE = shapes.SELECTOR_RE
 
 
 def _origin_ip():
@@ -72,6 +72,9 @@ class Bus:
             group = self.db.get_or_none(selector)
             if group is None:
                 raise InvalidRequest(f"no group {selector!r}: define it before sending to it")
+            why = shapes.check(tables.MSGQ, group)
+            if why:
+                raise InvalidRequest(f"group {selector!r} is refused: {why}")
             return [i for member in group.get("members", [])
                     for i in self.send(member, body, msgback_id)]
         doc = self.new_message(selector, body, msgback_id)
@@ -122,8 +125,13 @@ class Bus:
         the RPC calls waiting for replies subscribe to it."""
         with self._lock:
             if self._feed is None:
-                self._feed = Feed(self.db, name=f"msgq-{self.actor}").start()
+                self._feed = Feed(self.db, name=f"msgq-{self.actor}", on_lost=self._tables_lost).start()
             return self._feed
+
+    def _tables_lost(self):
+        """msgq lost its data: so did the server's other tables, most likely. Make them
+        again (idempotent: every actor does it when it notices)."""
+        tables.ensure(self.db.server)
 
     def close(self):
         """Stop following msgq (receivers of this bus stop hearing of new messages)."""

@@ -5,8 +5,11 @@ weblog expansions go to a hidden temporary name in the same folder and are
 then renamed, so a reader (the Product Ingestor, a browser) never sees a
 half-written directory. Names come from messages and are checked with
 ``products.check_name``; zip entries and HTTP paths never leave the cache.
+A cache that is full (or cannot be written) is a StorageError naming it,
+and nothing half-written stays to take the space.
 """
 
+import errno
 import functools
 import html
 import http.server
@@ -23,13 +26,14 @@ import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .exceptions import DrawsError, InvalidRequest
+from .exceptions import DrawsError, InvalidRequest, StorageError
 from .products import check_name
 
 log = logging.getLogger("draws.cache")
 
 WEBLOGS = "weblogs"
 MAX_WEBLOG_BYTES = 200 * 1024 * 1024   # expanded size; a bigger zip is refused (zip bomb)
+NO_SPACE = os.strerror(errno.ENOSPC)   # "No space left on device", as rsync says it too
 # rsync's own rule: a colon before any slash makes host:path (or user@host:path) remote.
 REMOTE_RE = re.compile(r"^[^/:]+:")
 
@@ -56,8 +60,20 @@ def rsync(source, dest):
         # ssh's "Warning: Permanently added ..." is noise; the reason follows it.
         lines = [line.strip() for line in proc.stderr.splitlines()
                  if line.strip() and not line.startswith("Warning:")]
+        if any(NO_SPACE in line for line in lines):   # ours to free, not the link's
+            raise OSError(errno.ENOSPC, f"{NO_SPACE}, rsync exit {proc.returncode}")
         reason = lines[0] if lines else "no message"
         raise TransferError(f"rsync {source} failed (exit {proc.returncode}): {reason}")
+
+
+def within(root, path):
+    """Is PATH in the folder ROOT: not a symbolic link, and resolving inside it?
+
+    Names come from documents and trees from other sites: whoever reads a file
+    they lead to asks this first, so that no other file is ever read.
+    """
+    path = Path(path)
+    return not path.is_symlink() and path.resolve().is_relative_to(Path(root).resolve())
 
 
 def _merge(source, target):
@@ -85,12 +101,17 @@ def _remove(path):
 
 
 class Cache:
-    """The cache folder ROOT, with its weblogs/ subfolder."""
+    """The cache folder ROOT, with its weblogs/ subfolder; SITE names it in errors."""
 
-    def __init__(self, root):
+    def __init__(self, root, site=None):
         self.root = Path(root).resolve()
+        self.place = f"the {site} cache at {self.root}" if site else f"the cache at {self.root}"
         self.weblogs = self.root / WEBLOGS
         self.weblogs.mkdir(parents=True, exist_ok=True)
+
+    def _writing(self, doing):
+        """Turn a full disk (or another storage error) while DOING into a StorageError naming us."""
+        return StorageError.wrap(self.place, doing)
 
     def path(self, name):
         return self.root / check_name(name)
@@ -120,15 +141,21 @@ class Cache:
         source = Path(source)
         target = self.path(name or source.name)
         temp = self._temp(self.root, target.name)
-        try:
-            if source.is_dir():
-                shutil.copytree(source, temp, symlinks=True)
-            else:
-                shutil.copy2(source, temp)
-        except BaseException:
-            _remove(temp)
-            raise
-        return self._publish(temp, target)
+        doing = f"copying {target.name}"
+
+        def copy(src, dst):   # stop at the first full write: copytree would gather them all
+            with self._writing(doing):
+                shutil.copy2(src, dst)
+        with self._writing(doing):
+            try:
+                if source.is_dir():
+                    shutil.copytree(source, temp, symlinks=True, copy_function=copy)
+                else:
+                    copy(source, temp)
+            except BaseException:
+                _remove(temp)
+                raise
+            return self._publish(temp, target)
 
     def pull(self, location, name, is_dir):
         """Fetch NAME from the cache at LOCATION (a path or user@host:path) with rsync."""
@@ -137,12 +164,13 @@ class Cache:
             location = str(Path(location).resolve())
         source = f"{location.rstrip('/')}/{name}" + ("/" if is_dir else "")
         temp = self._temp(self.root, name)
-        try:
-            rsync(source, temp)
-        except BaseException:
-            _remove(temp)
-            raise
-        return self._publish(temp, target)
+        with self._writing(f"pulling {name}"):
+            try:
+                rsync(source, temp)
+            except BaseException:
+                _remove(temp)
+                raise
+            return self._publish(temp, target)
 
     def expand_weblog(self, zip_path):
         """Expand a weblog zip into weblogs/<stem>/, refusing any entry that would leave it."""
@@ -152,6 +180,10 @@ class Cache:
         if target.is_dir():
             return target
         temp = self._temp(self.weblogs, stem)
+        with self._writing(f"expanding {zip_path.name}"):
+            return self._expand(zip_path, stem, target, temp)
+
+    def _expand(self, zip_path, stem, target, temp):
         try:
             with zipfile.ZipFile(zip_path) as zf:
                 members = zf.infolist()

@@ -2,13 +2,10 @@
 
 import functools
 import json
-import os
-import sys
 
 import click
 
-from . import rpc
-from . import dbserver
+from . import config, dbserver, rpc
 from .couch import safe_url
 from .exceptions import InvalidRequest
 from .runtime import Context, run_main
@@ -66,7 +63,7 @@ def rpc_command(selector, request, timeout):
     reply = rpc.call(ctx.bus, selector, body, timeout=timeout)
     click.echo(json.dumps(reply, indent=2))
     if rpc.is_error(reply):
-        sys.exit(1)
+        return 1
 
 
 @cli.group()
@@ -74,32 +71,29 @@ def server():
     """This host's CouchDB: PouchDB Server, or Apache CouchDB from DRAWS_COUCHDB_RELEASE."""
 
 
-def _var():
-    return os.environ.get("DRAWS_VAR", str(dbserver.ROOT / "var"))
-
-
 @server.command()
 @run_main("server")
 def start():
     """Start it on DRAWS_COUCHDB_URL's host and port, unless a CouchDB answers there."""
-    from . import config
     settings = config.load()
-    sys.exit(dbserver.start(settings.couchdb_url, _var(), settings.couchdb_release))
+    return dbserver.start(settings.couchdb_url, settings.var, settings.couchdb_release)
 
 
 @server.command()
+@run_main("server")
 def stop():
     """Stop the server that `start` started (and nothing else)."""
-    sys.exit(dbserver.stop(_var()))
+    return dbserver.stop(config.load().var)
 
 
 
 def _duration(text):
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    from .config import duration
+    from .exceptions import ConfigError
     try:
-        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
-    except (ValueError, IndexError):
-        raise click.BadParameter(f"{text!r} is not a duration like 90s, 30m, 12h or 7d") from None
+        return duration(text)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command()
@@ -117,6 +111,33 @@ def purge(older_than):
     ctx = Context.start("purge")
     count = purge_messages(ctx.server.db(tables.MSGQ), seconds)
     ctx.log.info("deleted %d handled message(s) older than %s", count, older_than)
+
+
+@cli.command()
+@click.option("--ouss", default=1000, show_default=True, help="Delivered OUSs to write.")
+@click.option("--seed", default=1, show_default=True, help="The same seed writes the same history.")
+@click.option("--days", default=1000.0, show_default=True, help="Over how many days they were delivered.")
+@click.option("--keep-messages", default=None,
+              help="Write the messages of this last stretch only, as msgq's retention leaves them "
+                   "(90s, 12h, 7d ...; 'all' for every one). Default: DRAWS_MSGQ_RETENTION (7d).")
+@click.option("--force", is_flag=True, help="Write even into tables that hold documents.")
+@run_main("history")
+def history(ouss, seed, days, keep_messages, force):
+    """Fill the tables with OUSS delivered OUSs, as their life cycles would have left them."""
+    import time
+    from .history import generate
+    ctx = Context.start("history")
+    keep = ctx.settings.msgq_retention if keep_messages is None else \
+        0 if keep_messages == "all" else _duration(keep_messages)
+    started = time.monotonic()
+
+    def progress(done):
+        if done % 5000 == 0 or done == ouss:
+            ctx.log.info("%d of %d OUSs (%.0f s)", done, ouss, time.monotonic() - started)
+    written = generate(ctx.server, ouss, seed=seed, days=days, keep_messages=keep or None, force=force,
+                       progress=progress)
+    ctx.log.info("wrote %s in %.0f s", ", ".join(f"{n} {t}" for t, n in written.items()),
+                 time.monotonic() - started)
 
 
 @cli.group()
@@ -140,7 +161,6 @@ def _sites(fn):
     """--jao and --arc options; the command gets them with their credentials added."""
     @functools.wraps(fn)
     def with_credentials(jao, arcs):
-        from . import config
         from .replication import authenticated
         settings = config.load()
         return fn(authenticated(jao, settings), [authenticated(arc, settings) for arc in arcs])

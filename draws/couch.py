@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import json
+import uuid
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
@@ -43,9 +44,13 @@ def safe_url(url):
     return split_credentials(url)[0]
 
 
+EPOCH_ID = "_local/draws-epoch"
+
+
 def doc_path(doc_id):
-    if doc_id.startswith("_design/"):
-        return "_design/" + quote(doc_id[len("_design/"):], safe="")
+    for prefix in ("_design/", "_local/"):
+        if doc_id.startswith(prefix):
+            return prefix + quote(doc_id[len(prefix):], safe="")
     return quote(doc_id, safe="")
 
 
@@ -59,6 +64,7 @@ class Server:
         self.max_wait = max_wait    # give up after this many seconds (None: never)
         self._local = threading.local()
         self._waiting = threading.Event()  # set while we report being cut off
+        self._answered = False   # it did once: "answers again" after an outage, not at start
 
     def __repr__(self):
         return f"Server({self.url!r})"
@@ -102,13 +108,15 @@ class Server:
                     raise Unavailable(f"CouchDB at {self.url} is unreachable ({reason})") from None
                 if not self._waiting.is_set():
                     self._waiting.set()
-                    log.warning("waiting for CouchDB at %s (%s)", self.url, reason)
+                    log.warning("waiting for CouchDB at %s (%s); if none runs there, "
+                                "`make server` starts one", self.url, reason)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             if self._waiting.is_set():
                 self._waiting.clear()
-                log.warning("CouchDB at %s answers again", self.url)
+                log.warning("CouchDB at %s answers%s", self.url, " again" if self._answered else "")
+            self._answered = True
             if resp.status_code >= 400:
                 _raise_for(resp, method, path)
             if raw or stream:
@@ -208,6 +216,24 @@ class Database:
         self._req("PUT", "_security", body={"admins": {"names": [], "roles": []},
                                             "members": {"names": [user], "roles": ["_admin"]}})
 
+    def epoch(self):
+        """This table's epoch: a random id its first follower gives it, so that a table
+        made anew (the server lost its data) is told from the one it replaced.
+
+        A ``_local`` document: never replicated, never in the changes feed.
+        NotFound if the table does not exist; one quick try (no waiting).
+        """
+        for _ in range(2):
+            try:
+                return self._req("GET", doc_path(EPOCH_ID), wait=False)["epoch"]
+            except NotFound:
+                pass
+            try:   # NotFound here: the table itself is gone
+                self._req("PUT", doc_path(EPOCH_ID), body={"epoch": uuid.uuid4().hex}, wait=False)
+            except Conflict:
+                pass   # another follower gave it one at the same moment: read theirs
+        return self._req("GET", doc_path(EPOCH_ID), wait=False)["epoch"]
+
     def index_names(self):
         """The names of the database's Mango indexes."""
         return {ix["name"] for ix in self._req("GET", "_index")["indexes"]}
@@ -260,12 +286,6 @@ class Database:
         if skip:
             query["skip"] = skip
         return self._req("POST", "_find", body=query)["docs"]
-
-    def put_attachment(self, doc_id, rev, name, content, content_type="application/octet-stream"):
-        res = self._req("PUT", f"{doc_path(doc_id)}/{quote(name, safe='')}",
-                        params={"rev": rev}, data=content,
-                        headers={"Content-Type": content_type})
-        return res["rev"]
 
     def get_attachment(self, doc_id, name):
         return self._req("GET", f"{doc_path(doc_id)}/{quote(name, safe='')}", raw=True).content

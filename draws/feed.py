@@ -10,6 +10,13 @@ waits for a rare selector made each write cost more than the one before;
 and a long poll costs a new request (and a new filter) per wake-up. An
 unfiltered continuous feed reads each change once, and a subscriber skips
 what is not for it.
+
+A server that lost its data (its tables gone, or made anew, their update
+sequences back at 0) would leave a feed waiting past the new table's end
+for changes that come late or never: so on every reconnection the feed
+checks that it follows the same table (its epoch, see
+``Database.epoch``), and if not, says so and follows the new one from its
+beginning.
 """
 
 import logging
@@ -17,7 +24,7 @@ import threading
 
 import requests
 
-from .exceptions import CouchError
+from .exceptions import CouchError, NotFound
 
 log = logging.getLogger("draws.feed")
 
@@ -32,15 +39,19 @@ class Feed:
     ``db.last_seq()`` *before* an initial scan so nothing falls between
     (the default: the feed starts at once with changes from now on).
     ON_HEALTH, if given, is called with None once the feed is connected and
-    with the exception each time it breaks.
+    with the exception each time it breaks. ON_LOST, if given, is called when
+    the table turns out gone or made anew (e.g. to make the tables again).
     """
 
     def __init__(self, db, since=None, include_docs=True, name=None, on_health=None,
-                 heartbeat=HEARTBEAT):
+                 heartbeat=HEARTBEAT, on_lost=None):
         self.db = db
         self.since = since
         self.include_docs = include_docs
         self.on_health = on_health
+        self.on_lost = on_lost
+        self._epoch = None   # the table's, once known
+        self._lost = False   # said that it lost its data, and it is not back yet
         self.heartbeat = heartbeat
         self._subscribers = []
         self._lock = threading.Lock()
@@ -78,10 +89,29 @@ class Feed:
             except Exception:
                 log.exception("health callback of the %s feed failed", self.db.name)
 
+    def _check_table(self):
+        """Make sure we follow the table we followed; if it lost its data, start again."""
+        try:
+            epoch = self.db.epoch()
+            why = None if self._epoch in (None, epoch) else "it was made anew"
+        except NotFound:
+            why = "it is gone"
+        if why:
+            if not self._lost:   # once, however long it stays gone
+                log.warning("table %s at %s lost its data (%s): following it again from its beginning",
+                            self.db.name, self.db.server.url, why)
+            self._lost, self.since = True, 0
+            if self.on_lost is not None:
+                self.on_lost()
+            epoch = self.db.epoch()   # NotFound while nobody made it again: the loop retries
+        self._epoch, self._lost = epoch, False
+
     def _run(self):
         failures = 0
         while not self._stop.is_set():
             try:
+                if failures or self._epoch is None:
+                    self._check_table()
                 connected = False
                 for change in self.db.follow(self.since, self.include_docs, self.heartbeat):
                     if self._stop.is_set():

@@ -41,9 +41,13 @@ REFUSED = "refused"   # the reply's field when a guarded step finds the OUS else
 STEP_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,120}$")
 
 
-def xtss_set(operation, uid, value=None):
-    """A set-state, set-substate, set-exec or clear-exec request (VALUE ignored by clear-exec)."""
-    return XTSS_SELECTOR, {"operation": operation, "ousUID": uid, "value": value}
+def xtss_set(operation, uid, value=None, reason=None):
+    """A set-state, set-substate, set-exec or clear-exec request (VALUE ignored by clear-exec).
+    REASON (beyond the original: a sentence saying why) goes with a set-state."""
+    body = {"operation": operation, "ousUID": uid, "value": value}
+    if reason:
+        body["reason"] = reason
+    return XTSS_SELECTOR, body
 
 
 def xtss_find(state, substate=".*"):

@@ -20,6 +20,7 @@ INGESTION_SUBSTATES = ("IngestionTriggered", "AnalyzingProducts", "IngestingProd
                        "ProductsIngested")
 
 EXECUTIVE_FLAG = "PL_PROCESSING_EXECUTIVE"
+MAX_REASON = 1000   # characters kept of a reason given for a state
 
 # Mid-life-cycle: something works on the OUS or it waits for a review; the
 # launcher resets it only when forced.
@@ -35,7 +36,8 @@ TRANSITIONS = {
     "ReadyForReview": {"Reviewing"},
     "Reviewing": {"ReadyForProcessing", "Verified", "ReadyForReview"},
     "Verified": {"DeliveryInProgress"},
-    "DeliveryInProgress": {"Delivered"},
+    # Products that never reach the archive's cache end an ingestion (draws.actors.ingestor).
+    "DeliveryInProgress": {"Delivered", "ProcessingProblem"},
     "Delivered": set(),
 }
 
@@ -111,9 +113,9 @@ class StatusTable:
         self.recent = Recent()   # XTSS changes an OUS many times in a row: no read each time
 
     def get(self, uid):
-        """The OUS document, or NotFound."""
+        """The OUS document; NotFound, or InvalidRequest if it is refused (malformed)."""
         try:
-            return self.db.get(encode_uid(check_uid(uid)))
+            return _checked(self.db.get(encode_uid(check_uid(uid))), uid)
         except NotFound:
             raise NotFound(f"no OUS {uid}", 404) from None
 
@@ -137,6 +139,9 @@ class StatusTable:
         interrupted = []
 
         def change(doc):
+            if _shapes().reason(tables.STATUS, doc):   # a malformed document there: start afresh
+                for name in set(doc) - {"_id", "_rev"}:
+                    del doc[name]
             interrupted.clear()
             if assign and doc.get("step") == assign["step"]:
                 return False   # our own write, landed before a retry
@@ -188,14 +193,17 @@ class StatusTable:
     def _change(self, uid, edit):
         check_uid(uid)
         try:
-            return self.db.update(encode_uid(uid), edit, recent=self.recent)
+            return self.db.update(encode_uid(uid), lambda doc: edit(_checked(doc, uid)), recent=self.recent)
         except NotFound:
             raise NotFound(f"no OUS {uid}", 404) from None
 
-    def set_state(self, uid, state, strict=False):
+    def set_state(self, uid, state, strict=False, reason=None):
         """The original's set-state; STRICT refuses a change that is not a life-cycle
-        transition (the same state again is no change, so it passes)."""
+        transition (the same state again is no change, so it passes). REASON (beyond
+        the original: why, in a sentence) goes into the history and, for
+        ProcessingProblem, is the OUS's ``problem``."""
         check_state(state)
+        reason = check_reason(reason)
 
         def edit(doc):
             if strict and state != doc.get("state") and state not in TRANSITIONS.get(doc.get("state"), ()):
@@ -204,9 +212,9 @@ class StatusTable:
             if state != doc.get("state"):
                 doc.pop("owner", None)   # the original's actors record none: the reconciler leaves it alone
             # Delivered ends the ingestion substates (spec §1).
-            _record(doc, state, None if state == "Delivered" else doc.get("substate"))
+            _record(doc, state, None if state == "Delivered" else doc.get("substate"), reason=reason)
             if state == "ProcessingProblem":
-                doc.setdefault("problem", "set-state ProcessingProblem (no reason given)")
+                doc["problem"] = reason or doc.get("problem") or "set-state ProcessingProblem (no reason given)"
             else:
                 doc.pop("problem", None)
         return self._change(uid, edit)
@@ -236,12 +244,33 @@ class StatusTable:
             raise InvalidRequest(f"invalid substate pattern {show(substate)}: {exc}") from None
         # Look at each state again: under concurrent writes PouchDB Server's index
         # returns documents that have left STATE (measured: 208 of 509).
-        docs = self.db.find({"state": state})
+        docs = _shapes().well_formed(tables.STATUS, self.db.find({"state": state}))
         docs = [d for d in docs if d.get("state") == state and pattern.search(d.get("substate") or "")]
         return sorted(docs, key=lambda d: d.get("entityId", ""))
 
     def all(self):
+        """Every OUS: for tests and small tables, never an actor (the table grows with the history)."""
         return [d for d in self.db.find({"entityId": {"$gt": None}})]
+
+
+def check_reason(reason):
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidRequest(f"a reason is a sentence (a string), not {show(reason)}")
+    return reason and reason[:MAX_REASON]
+
+
+def _shapes():
+    # Imported when first needed: draws.shapes checks OUS documents with this module's rules.
+    from . import shapes
+    return shapes
+
+
+def _checked(doc, uid):
+    """DOC, the status document of UID, unless it is refused (InvalidRequest saying why)."""
+    why = _shapes().check(tables.STATUS, doc)
+    if why:
+        raise InvalidRequest(f"the status document of {uid} is refused: {why}")
+    return doc
 
 
 def _guard(uid, doc, t):

@@ -26,7 +26,9 @@ ALL = (MSGQ, STATUS, REPORTS, METADATA, DELIVERY, NGAS)
 INDEXES = {
     MSGQ: {"consumed": ["consumed"], "status": ["status"], "created": ["creationTimestamp"]},
     # "state-time": the newest OUSs of one state (the dashboard's Delivered, which grows with the history).
-    STATUS: {"state": ["state"], "state-time": ["state", "timestamp"]},
+    # "outbox": XTSS's reconciler looks for unsent outboxes every 10 s; without it PouchDB
+    # reads every OUS each time (858 ms at 1,500 OUSs, against 27 ms with it).
+    STATUS: {"state": ["state"], "state-time": ["state", "timestamp"], "outbox": ["outbox.sent"]},
     REPORTS: {"ous": ["ousUID"], "time": ["timestamp"]},
     METADATA: {"ous": ["ousUID"], "time": ["timestamp"]},
     # The dashboard lists the newest documents of these ("time": sort by time).

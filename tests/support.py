@@ -1,6 +1,7 @@
 """Test helpers: the servers the tests start, free ports, waiting on conditions,
 actor subprocesses."""
 
+import errno
 import os
 import secrets
 import signal
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from draws import config, dbserver
@@ -56,6 +58,18 @@ def free_port(host="127.0.0.1"):
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def site_env(couch_url, root):
+    """Environment for actor subprocesses: one host, JAO and EU caches made in ROOT, no delays."""
+    jao, eu = root / "jao-cache", root / "eu-cache"
+    for cache in (jao, eu):
+        (cache / "weblogs").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAWS_")}
+    env.update(DRAWS_COUCHDB_URL=couch_url, DRAWS_LOCATION="JAO", DRAWS_LOCAL_CACHE=str(jao),
+               DRAWS_JAO_CACHE=str(jao), DRAWS_EU_CACHE=str(eu), DRAWS_DELAY_SCALE="0",
+               DRAWS_FAILURE_RATE="0", DRAWS_SEED="1", PYTHONUNBUFFERED="1")
+    return env
 
 
 def wait_for(predicate, timeout=60.0, interval=0.05, what="condition"):
@@ -153,3 +167,40 @@ class Actors:
 
     def logs(self):
         return "\n".join(f"--- {a.name} ---\n{a.log()}" for a in self.started)
+
+
+@contextmanager
+def small_filesystem(path, size="2m"):
+    """A real tmpfs of SIZE mounted on PATH for the block (made if missing); needs root.
+
+    Skips the test where mounting is not allowed. Unmounted lazily at the end,
+    so that a process still holding a file there cannot keep it mounted.
+    """
+    import pytest
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem on {path}: {res.stderr.strip() or 'not root'}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(folder, leave=0):
+    """Fill FOLDER's filesystem but LEAVE bytes; returns the file to delete to free it."""
+    filler = Path(folder) / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
+    if leave:
+        os.truncate(filler, max(0, filler.stat().st_size - leave))
+    return filler

@@ -205,3 +205,75 @@ def test_a_reply_is_found_even_when_the_feed_has_stopped(bus, server):
     got = expected.take(timeout=20, patience=0.5)
     assert got is not None and got.body == {"answer": 42}
     assert server.db("msgq").get(got.id)["consumed"] is True
+
+
+# -- a handler slot is freed whatever happens to its message (issue 13)
+
+def test_a_slot_is_freed_when_its_message_is_deleted_or_taken_by_someone_else(bus, server, caplog):
+    msgq = server.db("msgq")
+    release = threading.Event()
+    seen, record = collector()
+
+    def handle(message):
+        record(message)
+        if message.body.get("hold"):
+            release.wait(30)
+
+    receiver = Receiver(bus, "slots", handle, concurrency=2).start()
+    try:
+        gone, changed = (bus.send("slots", {"hold": True, "n": n})[0] for n in (1, 2))
+        wait_for(lambda: len(seen) == 2, what="both messages in hand")
+        msgq.delete(gone, msgq.get(gone)["_rev"])
+        doc = msgq.get(changed)
+        msgq.put(dict(doc, consumedBy="someone@else:1", status="failed", error="cancelled by hand"))
+        release.set()
+        (after,) = bus.send("slots", {"n": 3})
+        wait_for(lambda: msgq.get(after).get("status") == "done", what="a third message handled")
+    finally:
+        receiver.stop()
+    assert msgq.get(changed)["consumedBy"] == "someone@else:1"   # their word stands
+    said = caplog.text
+    assert f"message {gone} on slots was deleted while" in said
+    assert f"message {changed} on slots was changed by someone@else:1 while" in said
+
+
+def test_a_deferred_message_frees_its_slot_and_comes_back_later(bus, server):
+    from draws.receiver import Defer
+
+    msgq = server.db("msgq")
+    seen, record = collector()
+
+    def handle(message):
+        record(message)
+        if message.body.get("late") and message.deferrals < 2:
+            raise Defer(0.5, "its files have not arrived")
+
+    receiver = Receiver(bus, "later", handle, concurrency=1).start()
+    try:
+        (late,) = bus.send("later", {"late": True})
+        wait_for(lambda: msgq.get(late).get("deferrals") == 1, what="the message deferred")
+        doc = msgq.get(late)
+        assert doc["consumed"] is False and doc["status"] == "deferred" and doc["retryAt"]
+        assert doc["deferredBecause"] == "its files have not arrived" and "leaseExpires" not in doc
+        (other,) = bus.send("later", {"late": False})   # the one slot is free meanwhile
+        wait_for(lambda: msgq.get(late).get("status") == "done", what="the deferred message done")
+    finally:
+        receiver.stop()
+    doc = msgq.get(late)
+    assert doc["attempts"] == 1 and doc["deferrals"] == 2 and doc["deferredSince"]
+    assert msgq.get(other)["status"] == "done"
+    assert [m.id for m in seen].count(late) == 3
+    assert [m.id for m in seen].index(other) < len(seen) - 1   # not held behind the late one
+
+
+def test_a_receiver_whose_slots_all_hang_says_so(bus, caplog):
+    release = threading.Event()
+    receiver = Receiver(bus, "hung", lambda message: release.wait(30), concurrency=1, lease=0.5).start()
+    try:
+        (stuck,) = bus.send("hung", {"n": 1})
+        bus.send("hung", {"n": 2})
+        wait_for(lambda: "all 1 handler slot(s) busy" in caplog.text, 30, what="the receiver to say it is stuck")
+    finally:
+        release.set()
+        receiver.stop()
+    assert stuck in caplog.text and "1 message(s) wait" in caplog.text

@@ -15,9 +15,9 @@ from draws.actors.replicator import Replicator
 from draws.archive import Ngas
 from draws.bus import Bus
 from draws.cache import Cache, TransferError, serve
-from draws.exceptions import InvalidRequest
+from draws.exceptions import InvalidRequest, StorageError
 from draws.runtime import Context
-from support import free_port, wait_for
+from support import fill, free_port, small_filesystem, wait_for
 
 PROGID, UID, TS = "2015.1.00657.S", "uid://X1/X1/Xb0", "2018-07-24T09:49:20.902"
 STEM = f"weblog-X1-X1-Xb0-{TS}"
@@ -248,3 +248,23 @@ def test_two_ouss_run_at_the_same_millisecond_share_one_products_directory(env, 
     for uid in ("uid___X1_X1_Xb0", "uid___X1_X1_Xb1"):
         assert len(list((jao.path(PRODUCTS_DIR) / "SOUS" / "GOUS" / uid / "products").iterdir())) == 7
     assert not [p for p in jao.root.iterdir() if p.name.startswith(".")]   # no temporary left
+
+
+# -- out of space: one clear sentence naming the cache, nothing half-written left
+
+def test_a_full_cache_says_so_and_keeps_nothing_half_written(env, tmp_path):
+    made = run_pipeline(env, tmp_path / "work")
+    source = Cache(tmp_path / "source")
+    source.add(made)
+    with small_filesystem(tmp_path / "small") as small:
+        cache = Cache(small, site="EU")
+        filler = fill(small)
+        with pytest.raises(StorageError) as copied:
+            cache.add(made)
+        assert str(copied.value).startswith(f"no space left in the EU cache at {small}")
+        with pytest.raises(StorageError) as pulled:
+            cache.pull(str(source.root), made.name, is_dir=True)
+        assert f"no space left in the EU cache at {small}" in str(pulled.value)
+        assert sorted(p.name for p in small.iterdir()) == ["filler", "weblogs"]
+        filler.unlink()
+        assert cache.add(made).is_dir() and cache.pull(str(source.root), made.name, is_dir=True).is_dir()

@@ -11,6 +11,7 @@ from werkzeug.serving import make_server
 
 from dashboard import create_app
 from draws import tables
+from draws.couch import split_credentials
 from draws.timestamps import timestamp
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
 from support import free_port, wait_for
@@ -46,7 +47,7 @@ def column_text(driver, state):
     return driver.find_element(By.CSS_SELECTOR, f"#columns .column.state-{state}").text
 
 
-def test_page_follows_a_state_change_without_reload(actors, server, browser, tmp_path):
+def test_page_follows_a_state_change_without_reload(actors, server, browser, tmp_path, couch_url):
     delivered_ous(server)
     status = StatusTable(server)
     uid = "uid://X1/X1/Xc1"
@@ -56,10 +57,11 @@ def test_page_follows_a_state_change_without_reload(actors, server, browser, tmp
                                   "flags": {}, "timestamp": timestamp(), "history": []})
     port = free_port()
     dashboard = actors.start("dashboard/server.py", "--port", port)
+    login = split_credentials(couch_url)[1]   # asked for on an Apache CouchDB run (CouchDB's admin)
     url = f"http://127.0.0.1:{port}/"
-    wait_for(lambda: requests.get(url + "api/health", timeout=2).ok, 30, what="the dashboard to answer")
+    wait_for(lambda: requests.get(url + "api/health", auth=login, timeout=2).ok, 30, what="the dashboard to answer")
 
-    browser.get(url)
+    browser.get(url.replace("://", f"://{login[0]}:{login[1]}@") if login else url)
     wait_for(lambda: browser.find_element(By.ID, "live").text == "live", 20, what="the live stream")
     browser.execute_script("window.notReloaded = true;")
     assert uid in column_text(browser, "ReadyForProcessing")
@@ -136,7 +138,8 @@ def every_state(server):
 def dashboard_url(couch_url):
     """The dashboard, in this process, on a free port."""
     port = free_port()
-    httpd = make_server("127.0.0.1", port, create_app(couch_url, live=False, max_wait=30), threaded=True)
+    app = create_app(couch_url, live=False, max_wait=30, LOGIN=None)   # (the login has its own test)
+    httpd = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{port}/"
     httpd.shutdown()

@@ -1,5 +1,6 @@
 """The continuous changes feed: order, resumption after an outage, health, stop."""
 
+import shutil
 import threading
 
 from draws.couch import Server
@@ -79,3 +80,44 @@ def test_a_broken_subscriber_does_not_stop_the_others(server):
         wait_for(lambda: seen.ids == ["one", "two"], 30, what="both changes")
     finally:
         feed.stop()
+
+
+def test_a_table_that_lost_its_data_is_followed_again_from_its_new_beginning(tmp_path, caplog):
+    """The server wiped and restarted: sequences start again at 0, so the old
+    place in the feed would skip every change until the new table caught up."""
+    url = server_url()
+    data = tmp_path / "couch"
+    proc = start_server(url, data, log_file=tmp_path / "couch.log", in_memory=False)
+    db = Server(url).db("things")
+    db.create()
+    lost = []
+
+    def recreate():   # what the bus does: make the tables again
+        lost.append(True)
+        db.create()
+
+    # Two followers: one finds the table gone and makes it, the other finds it made anew.
+    seen = [Seen(), Seen()]
+    feeds = [Feed(db, heartbeat=1.0, on_lost=recreate) for _ in seen]
+    for feed, s in zip(feeds, seen):
+        feed.subscribe(s.doc)
+        feed.start()
+    try:
+        for n in range(30):
+            db.put({"_id": f"old{n:02d}"})
+        wait_for(lambda: all(len(s.ids) == 30 for s in seen), 30, what="30 changes")
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(data)
+        proc = start_server(url, data, log_file=tmp_path / "couch.log", in_memory=False)
+        wait_for(lambda: db.exists(), 30, what="a follower to make the table again")
+        db.put({"_id": "new0"})
+        db.put({"_id": "new1"})
+        wait_for(lambda: all(s.ids[30:] == ["new0", "new1"] for s in seen), 30,
+                 what="both followers to see the new table's changes")
+    finally:
+        for feed in feeds:
+            feed.stop()
+        proc.kill()
+        proc.wait()
+    assert lost and caplog.text.count("things at") >= 2 and "lost its data" in caplog.text

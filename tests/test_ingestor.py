@@ -146,3 +146,63 @@ def test_bad_bodies_are_refused_and_the_ingestor_keeps_serving(server, actors, t
     [mid] = bus.send("ingest.JAO", good)
     wait_for(lambda: msgq.get(mid).get("status") == "done", 30, what="a good message after bad ones")
     assert len(server.db("ngas").ids()) == 5 and ingestor.alive()
+
+
+def test_a_wait_for_products_holds_no_other_ous(server, actors, tmp_path):
+    """One worker: waiting for one OUS's products must not keep it from the next OUS."""
+    late, ready = "uid://X1/X1/Xlate", "uid://X1/X1/Xready"
+    status = verified(server, late)
+    verified(server, ready)
+    make_products(tmp_path / "jao-cache", ready)
+    actors.start("xtss.py")
+    ingestor = actors.start("product-ingestor.py", "-n", "1")
+    bus = Bus(server, "test")
+    msgq = server.db("msgq")
+    waiting = ingest(bus, late)
+    wait_for(lambda: msgq.get(waiting).get("status") == "deferred", 30, what="the wait handed back")
+    assert status.get(late)["substate"] == "AnalyzingProducts"
+    other = ingest(bus, ready)
+    wait_for(lambda: status.get(ready)["substate"] == "ProductsIngested", 60,
+             what="the next OUS ingested while the first waits")
+    assert status.get(late)["substate"] == "AnalyzingProducts" and not handled(server, waiting)
+    make_products(tmp_path / "jao-cache", late)
+    wait_for(lambda: status.get(late)["substate"] == "ProductsIngested", 60, what="the late OUS ingested")
+    done = wait_for(lambda: handled(server, waiting) and msgq.get(waiting), 30, what="the message done")
+    assert done["status"] == "done" and done["attempts"] == 1 and done["deferrals"] >= 1
+    assert msgq.get(other)["status"] == "done"
+    history = [h["substate"] for h in status.get(late)["history"]]
+    assert history.count("IngestionTriggered") == 1 and history.count("AnalyzingProducts") == 1
+    assert ingestor.log().count("waiting up to") == 1
+
+
+def test_products_that_never_come_end_in_processing_problem_with_the_reason(server, actors, tmp_path):
+    uid = "uid://X1/X1/Xnever"
+    status = verified(server, uid)
+    actors.start("xtss.py")
+    ingestor = actors.start("product-ingestor.py", "--products-wait", "2")
+    (mid,) = [ingest(Bus(server, "test"), uid)]
+    wait_for(lambda: status.get(uid)["state"] == "ProcessingProblem", 60, what="ProcessingProblem")
+    folder = tmp_path / "jao-cache" / products_dir(PROG, RUN) / products_path(uid)
+    reason = status.get(uid)["problem"]
+    assert "5 products never reached" in reason and str(folder) in reason, reason
+    wait_for(lambda: handled(server, mid), 30, what="the message failed")
+    doc = server.db("msgq").get(mid)
+    assert doc["status"] == "failed" and "5 products never reached" in doc["error"]
+    assert ingestor.alive() and "Traceback" not in ingestor.log()
+
+
+def test_products_the_cache_could_not_take_end_the_wait_at_once(server, actors, tmp_path):
+    """A failed cached.JAO of the products directory: no use waiting for it."""
+    uid = "uid://X1/X1/Xnoroom"
+    status = verified(server, uid)
+    bus = Bus(server, "test")
+    msgq = server.db("msgq")
+    (announced,) = bus.send("cached.JAO", {"fileType": "productsdir", "cachedAt": "EU",
+                                           "name": products_dir(PROG, RUN)})
+    msgq.put(dict(msgq.get(announced), consumed=True, status="failed",
+                  error="CacheFull: no space left in the JAO cache at /x: rsync failed"))
+    actors.start("xtss.py")
+    actors.start("product-ingestor.py")   # the default wait: 300 s
+    ingest(bus, uid)
+    wait_for(lambda: status.get(uid)["state"] == "ProcessingProblem", 60, what="ProcessingProblem")
+    assert "no space left in the JAO cache at /x" in status.get(uid)["problem"]

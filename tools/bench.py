@@ -36,7 +36,7 @@ from draws.receiver import Receiver
 from draws.runtime import Context
 from draws.site import ROOT, Site
 from draws.timestamps import parse_timestamp, timestamp
-from draws.xtss import Client
+from draws.xtss import XtssClient
 
 DOCS = ROOT / "docs"
 PROGID = "2015.1.00657.S"
@@ -151,14 +151,14 @@ def rpc_round_trip(bench, runs=3, per_run=100):
     uid = "uid://B1/B1/B1"
     status.reset(PROGID, uid, RECIPE)
     bus = Bus(bench.server, actor="bench")
-    client = Client(bus, timeout=60)
-    client.set_exec(uid, "EU")  # warm-up
+    client = XtssClient(bus, timeout=60)
+    client.ask_set_exec(uid, "EU")  # warm-up
     values = []
     for _ in range(runs):
         run = []
         for _ in range(per_run):
             t0 = time.perf_counter()
-            client.set_exec(uid, "EU")
+            client.ask_set_exec(uid, "EU")
             run.append((time.perf_counter() - t0) * 1000)
         values.append(run)
     proc.kill()
@@ -541,7 +541,10 @@ def cli(ctx, backlog, count, runs, idle_seconds, soak_count, servers_only, couch
             section = servers(couchdb_release, count)
             result.update(backlog=backlog, count=count, seconds=time.time() - started)
             result["images"] = pictures(result)
-            text = report(result, section + "\n" + (previous_section(previous) or soak_section(None)))
+            # The scale section (tools/bench_scale.py, `make bench-scale`) is carried over as it is.
+            scale = previous_section(previous, "<!-- scale -->", "<!-- /scale -->")
+            text = report(result, section + "\n" + (previous_section(previous) or soak_section(None))
+                          + ("\n" + scale if scale else ""))
             click.echo("\n" + text)
     out.write_text(text)
     click.echo(f"\nwritten to {out}")

@@ -19,7 +19,7 @@ class BatchHelper:
         self.rng = ctx.settings.rng("aqua-batch-helper")
 
     def give_recipes(self):
-        for ous in self.ctx.xtss.find(STATE, "^$"):   # a null substate counts as ""
+        for ous in self.ctx.xtss.ask_ouss(STATE, "^$"):   # a null substate counts as ""
             recipe = self.rng.choice(RECIPES)
             try:   # guarded: a recipe someone gave it meanwhile stays
                 self.ctx.xtss.transition(ous["entityId"], new_step(), [STATE], fromSubstate=[None],

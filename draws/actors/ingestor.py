@@ -5,7 +5,12 @@ stores the 5 data products in NGAS, writes their metadata and a delivery
 status that grows product by product and ends ``complete: true``. Every
 write is idempotent, so the same message handled twice duplicates nothing.
 The products reach this site's cache by replication, possibly after the
-message: then it waits for them (bounded) instead of failing.
+message: then it waits for them instead of failing, without holding a
+worker: the message is deferred (handed back to the bus, taken again a
+moment later) so that other OUSs are ingested meanwhile. The wait is
+bounded; products that never come, or that this site's cache could not take
+(a failed ``cached.*`` of their directory, e.g. the cache full), put the OUS
+in ProcessingProblem with the reason.
 """
 
 import time
@@ -13,15 +18,18 @@ from pathlib import Path
 
 from .. import messages
 from ..archive import Delivery, Metadata, Ngas
+from ..cache import within
 from ..exceptions import DrawsError, InvalidRequest
 from ..ous import StatusTable
 from ..owners import new_step
 from ..products import product_names, products_path
-from ..receiver import Receiver
+from ..receiver import Defer, Receiver
+from ..timestamps import parse_timestamp
 
 INGESTING = ["Verified", "DeliveryInProgress"]   # Verified: the original's QA2 sets it late (spec §9)
 PRODUCTS_WAIT = 300.0    # seconds to wait for products still on their way
-CHECK_INTERVAL = 0.25    # how often to look for them meanwhile (the file system has no feed)
+# How long to defer while they are not there (the file system has no feed): doubled each time.
+FIRST_LOOK, LAST_LOOK = 0.5, 4.0
 # The original's simulated waits, in seconds (scaled by DRAWS_DELAY_SCALE).
 TRIGGER_DELAY, ANALYSIS_DELAY, PRODUCT_DELAY = 3.0, 5.0, 2.0
 
@@ -56,16 +64,17 @@ class Ingestor:
         folder = self.cache / products_dir / products_path(uid)
         names = product_names(uid, run)
 
-        self._substate(uid, "IngestionTriggered", TRIGGER_DELAY)
-        self._substate(uid, "AnalyzingProducts")
-        self._wait_for(uid, folder, names)
-        time.sleep(self.ctx.settings.delay(ANALYSIS_DELAY))
+        if not message.deferrals:   # a deferred message has walked these already
+            self._substate(uid, "IngestionTriggered", TRIGGER_DELAY)
+            self._substate(uid, "AnalyzingProducts")
+        self._check_arrived(message, uid, products_dir, folder, names)
+        self.ctx.settings.pause(ANALYSIS_DELAY)
         self._substate(uid, "IngestingProducts")
         known = self.delivery.get(uid)
         if known is None or not set(known.get("dataProducts", ())) <= set(names):
             self.delivery.start(progid, uid)   # a first delivery, or one of an older run
         for name in names:
-            time.sleep(self.ctx.settings.delay(PRODUCT_DELAY))
+            self.ctx.settings.pause(PRODUCT_DELAY)
             self.ngas.archive_file(self._product(folder, name))
             self.metadata.record(name, progid, uid, run)
             self.delivery.add(uid, name)
@@ -77,7 +86,7 @@ class Ingestor:
         """FOLDER/NAME, unless it is a symbolic link or resolves outside the cache: a
         products tree pulled from another site must not make us archive any other file."""
         path = folder / name
-        if path.is_symlink() or not path.resolve().is_relative_to(self.cache.resolve()):
+        if not within(self.cache, path):
             raise InvalidRequest(f"{path} is a symbolic link or leaves the cache: not archiving it")
         return path
 
@@ -85,25 +94,38 @@ class Ingestor:
         # Guarded: an OUS moved on meanwhile (relaunched, say) is refused, and so is the rest.
         self.ctx.xtss.transition(uid, new_step(), INGESTING, substate=substate)
         self.ctx.log.info("%s: %s", uid, substate)
-        time.sleep(self.ctx.settings.delay(delay))
+        self.ctx.settings.pause(delay)
 
-    def _wait_for(self, uid, folder, names):
-        deadline = time.monotonic() + self.products_wait
-        logged = False
-        while True:
-            missing = [n for n in names if not (folder / n).is_file()]
-            if not missing:
-                if logged:
-                    self.ctx.log.info("%s: the products have arrived", uid)
-                return
-            if time.monotonic() > deadline:
-                raise DrawsError(f"{uid}: {len(missing)} products never reached {folder} "
-                                 f"in {self.products_wait:g} s")
-            if not logged:
+    def _check_arrived(self, message, uid, products_dir, folder, names):
+        """Return once the products are in FOLDER; else Defer the message, or give up
+        (ProcessingProblem) when they cannot come or the wait is over."""
+        missing = [n for n in names if not (folder / n).is_file()]
+        if not missing:
+            if message.deferrals:
+                self.ctx.log.info("%s: the products have arrived", uid)
+            return
+        waited = time.time() - parse_timestamp(message.deferred_since) if message.deferred_since else 0.0
+        reason = self._not_cached(products_dir)
+        if reason is None and waited < self.products_wait:
+            if not message.deferrals:
                 self.ctx.log.info("%s: waiting up to %g s for %d products to reach %s",
                                   uid, self.products_wait, len(missing), folder)
-                logged = True
-            time.sleep(CHECK_INTERVAL)
+            raise Defer(min(LAST_LOOK, FIRST_LOOK * 2 ** message.deferrals),
+                        f"{len(missing)} products of {uid} not yet in {folder}")
+        reason = reason or (f"{len(missing)} products never reached {folder} "
+                            f"in {self.products_wait:g} s")
+        self.ctx.xtss.ask_set_state(uid, "ProcessingProblem", reason=reason)
+        raise DrawsError(f"{uid}: {reason}")
+
+    def _not_cached(self, products_dir):
+        """Why the JAO cache (ours: we serve ingest.JAO) could not take PRODUCTS_DIR, or None."""
+        failed = self.ctx.bus.db.find({"selector": messages.cached_selector("JAO"),
+                                       "status": "failed", "body.name": products_dir}, limit=1)
+        if not failed:
+            return None
+        error = failed[0].get("error", "")
+        kind, _, text = error.partition(": ")   # "StorageError: no space left in ..."
+        return f"the products could not be cached here: {text if kind.isidentifier() else error}"
 
     def run(self):
         """Ingest on every ingest.JAO message; never returns."""

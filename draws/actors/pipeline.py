@@ -3,8 +3,9 @@
     python -m draws.actors.pipeline [--workdir DIR] [--timestamp TS] -- PROGID OUSUID RECIPE
 
 It takes a random 3-8 s (times DRAWS_DELAY_SCALE) and fails, with exit
-status 2 and no products, with probability DRAWS_FAILURE_RATE. On success it
-prints one JSON line, ``{"timestamp": ..., "productsDir": ...}``. The products
+status 2 and no products, with probability DRAWS_FAILURE_RATE (or when its
+working folder is full). On success it prints one JSON line,
+``{"timestamp": ..., "productsDir": ...}``; on failure ``{"error": reason}``. The products
 are written under a temporary name and renamed, so the products directory
 appears complete or not at all.
 """
@@ -14,7 +15,6 @@ import html
 import io
 import json
 import shutil
-import sys
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import config, products
 from ..timestamps import timestamp as now_timestamp
-from ..exceptions import DrawsError
+from ..exceptions import DrawsError, StorageError
 from ..ous import PIPELINE_RECIPES, check_progid, check_uid
 from ..runtime import run_main, setup_logging
 
@@ -71,11 +71,12 @@ recipe <b>{e(recipe)}</b>, run at {e(run_timestamp)} UTC.</p>
 """
 
 
-def weblog_zip(stem, page):
-    """The weblog zip's bytes: STEM/index.html."""
+def weblog_zip(stem, page, when=None):
+    """The weblog zip's bytes: STEM/index.html, dated WHEN (a time tuple; default now)."""
     buffer = io.BytesIO()
+    entry = zipfile.ZipInfo(f"{stem}/index.html", date_time=(when or time.localtime())[:6])
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{stem}/index.html", page)
+        zf.writestr(entry, page, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
@@ -103,20 +104,27 @@ class Pipeline:
         temp = workdir / f".{name}.part"
         folder = temp / products.products_path(uid)
         try:
-            folder.mkdir(parents=True)
-            (folder / products.report_name(uid, run_timestamp)).write_bytes(
-                report_xml(progid, uid, recipe, run_timestamp, scores))
-            for i, product in enumerate(products.product_names(uid, run_timestamp)):
-                (folder / product).write_bytes(
-                    f"product {i} of {uid} ({progid}, {recipe}), run {run_timestamp}\n".encode()
-                    + rng.randbytes(1024))
-            stem = products.weblog_stem(uid, run_timestamp)
-            (folder / products.weblog_name(uid, run_timestamp)).write_bytes(
-                weblog_zip(stem, weblog_html(progid, uid, recipe, run_timestamp, scores)))
-            temp.rename(workdir / name)
+            with StorageError.wrap(f"the Pipeline's working folder {workdir}",
+                                   f"writing the products of {uid}"):
+                folder.mkdir(parents=True)
+                self._write(folder, scores, rng)
+                temp.rename(workdir / name)
         finally:
             shutil.rmtree(temp, ignore_errors=True)   # left only if something above failed
         return workdir / name
+
+    def _write(self, folder, scores, rng):
+        """The report, the products and the weblog zip of the run, in FOLDER."""
+        progid, uid, recipe, run_timestamp = self.progid, self.uid, self.recipe, self.run_timestamp
+        (folder / products.report_name(uid, run_timestamp)).write_bytes(
+            report_xml(progid, uid, recipe, run_timestamp, scores))
+        for i, product in enumerate(products.product_names(uid, run_timestamp)):
+            (folder / product).write_bytes(
+                f"product {i} of {uid} ({progid}, {recipe}), run {run_timestamp}\n".encode()
+                + rng.randbytes(1024))
+        stem = products.weblog_stem(uid, run_timestamp)
+        (folder / products.weblog_name(uid, run_timestamp)).write_bytes(
+            weblog_zip(stem, weblog_html(progid, uid, recipe, run_timestamp, scores)))
 
 
 def parse(argv=None):
@@ -144,9 +152,10 @@ def main(argv=None):
     log.info("processing %s (%s) with %s", args.ousuid, args.progid, args.recipe)
     try:
         made = Pipeline(settings, args.workdir, args.progid, args.ousuid, args.recipe, run_timestamp).run()
-    except PipelineFailure as exc:
+    except (PipelineFailure, StorageError) as exc:
         log.error("%s", exc)
-        sys.exit(FAILED)
+        print(json.dumps({"error": str(exc)}), flush=True)   # for the driver: why
+        return FAILED
     log.info("products in %s", made)
     print(json.dumps({"timestamp": run_timestamp, "productsDir": made.name}), flush=True)
 

@@ -4,9 +4,10 @@
 
 Torque/Maui starts one per ``pipeline.process.<LOC>`` message. The driver
 runs the Pipeline as its own process in a scratch folder; on failure it sets
-ProcessingProblem; on success it puts the products directory and the weblog
-zip into the local cache, expands the weblog, announces both on ``cached.*``,
-sends the report on ``pipeline.report.JAO`` and sets ReadyForReview.
+ProcessingProblem with the Pipeline's reason; on success it puts the products
+directory and the weblog zip into the local cache, expands the weblog,
+announces both on ``cached.*``, sends the report on ``pipeline.report.JAO``
+and sets ReadyForReview.
 
 A run belongs to an assignment (its id comes in the request): its outcome
 is a transition XTSS makes only while that assignment holds, and the
@@ -18,9 +19,15 @@ the original did.
 Children are started with :func:`spawn`, so that they die with their parent:
 when Torque/Maui is killed its drivers and their Pipelines go too, and the
 request redelivered later is never run twice at once.
+
+A folder it cannot write (the cache full, the scratch folder full) sets
+ProcessingProblem with a sentence naming it, and the driver exits with that
+sentence as its error (``pipeline-driver: error: ...``), which Torque/Maui
+gives as the request's reason. A later run works once space is freed.
 """
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -29,6 +36,7 @@ from pathlib import Path
 from .. import messages, products
 from ..cache import Cache, _remove
 from ..children import spawn
+from ..exceptions import InvalidRequest, StorageError
 from ..ous import EXECUTIVE_FLAG, Refused, StatusTable
 from ..runtime import Context, run_main
 from ..timestamps import timestamp
@@ -56,9 +64,12 @@ class PipelineDriver:
                 self.assignment in (None, (doc.get("assignment") or {}).get("id"))
         # The local table (a replica at an ARC) usually knows; when it does not
         # agree, it may lag behind msgq's replication, so XTSS has the last word.
-        if ours(StatusTable(ctx.server).get_or_none(uid)):
-            return True
-        matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
+        try:
+            if ours(StatusTable(ctx.server).get_or_none(uid)):
+                return True
+        except InvalidRequest:
+            pass   # the local document is refused (and logged): XTSS decides
+        matches = [d for d in ctx.xtss.ask_ouss("Processing") if d.get("entityId") == uid]
         if not matches:
             ctx.log.warning("%s is not Processing any more: nothing to do", uid)
             return False
@@ -75,22 +86,41 @@ class PipelineDriver:
 
     def run(self):
         """Run the Pipeline and report the outcome; returns the final state."""
-        ctx, progid, uid, recipe = self.ctx, self.progid, self.uid, self.recipe
         if not self.still_ours():
             return None
+        try:
+            return self._process()
+        except StorageError as exc:
+            self.ctx.log.error("%s: %s", self.uid, exc)
+            self.finish("ProcessingProblem", reason=str(exc))
+            raise
+
+    def _pipeline(self, workdir, run_timestamp):
+        """Run the Pipeline in WORKDIR; None if it made the products, else why not."""
+        pipeline = spawn([sys.executable, "-m", "draws.actors.pipeline", "--workdir", workdir,
+                          "--timestamp", run_timestamp, "--", self.progid, self.uid, self.recipe],
+                         stdout=subprocess.PIPE, text=True, errors="replace")
+        said = pipeline.communicate()[0].strip().splitlines()
+        if pipeline.returncode == 0:
+            return None
+        try:   # its last line says why, as JSON (see draws.actors.pipeline)
+            return json.loads(said[-1])["error"]
+        except (IndexError, ValueError, KeyError, TypeError):
+            return f"the Pipeline failed (exit status {pipeline.returncode})"
+
+    def _process(self):
+        ctx, progid, uid, recipe = self.ctx, self.progid, self.uid, self.recipe
         location = ctx.settings.location
-        cache = Cache(ctx.settings.local_cache)
+        cache = Cache(ctx.settings.local_cache, site=location)
         run_timestamp = timestamp()
-        with tempfile.TemporaryDirectory(prefix="draws-pipeline-") as workdir:
+        with StorageError.wrap(f"the scratch folder {tempfile.gettempdir()}", "making the Pipeline's folder"):
+            workdir_made = tempfile.TemporaryDirectory(prefix="draws-pipeline-")
+        with workdir_made as workdir:
             ctx.log.info("running the Pipeline on %s (%s, %s)", uid, progid, recipe)
-            pipeline = spawn([sys.executable, "-m", "draws.actors.pipeline", "--workdir", workdir,
-                              "--timestamp", run_timestamp, "--", progid, uid, recipe],
-                             stdout=subprocess.DEVNULL)
-            status = pipeline.wait()
-            if status != 0:
-                reason = f"the Pipeline failed on {uid} at {location} (exit status {status})"
-                ctx.log.error("%s", reason)
-                return self.finish("ProcessingProblem", reason=reason)
+            problem = self._pipeline(workdir, run_timestamp)
+            if problem:
+                ctx.log.error("the Pipeline failed on %s at %s: %s", uid, location, problem)
+                return self.finish("ProcessingProblem", reason=problem)
             name = products.products_dir(progid, run_timestamp)
             produced = Path(workdir, name, products.products_path(uid))
             report = (produced / products.report_name(uid, run_timestamp)).read_bytes()
@@ -119,7 +149,7 @@ class PipelineDriver:
         if self.assignment is None:   # the original's DRA sent the request
             if sent:
                 ctx.bus.send_all(sent)
-            ctx.xtss.set_state(uid, state)
+            ctx.xtss.ask_set_state(uid, state, reason=reason)
             return state
         try:
             ctx.xtss.transition(uid, f"{self.assignment}.run", ["Processing"], state,

@@ -10,9 +10,10 @@ import time
 
 from .. import messages
 from ..archive import Ngas
-from ..cache import Cache, TransferError, serve
+from ..cache import Cache, TransferError, serve, within
 from ..exceptions import InvalidRequest
 from ..receiver import Receiver
+from ..retention import Keeper
 
 RETRIES = 3          # after the first rsync attempt
 BACKOFF = 1.0        # seconds before the first retry, doubled each time
@@ -29,7 +30,7 @@ class Replicator:
         self.log = ctx.log
         self.location = ctx.settings.location
         self.caches = dict(ctx.settings.caches, **{k: v for k, v in (caches or {}).items() if v})
-        self.cache = Cache(ctx.settings.local_cache)
+        self.cache = Cache(ctx.settings.local_cache, site=self.location)
         self.ngas = Ngas(ctx.server) if self.location == "JAO" else None
         self.retries = retries
         self.backoff = backoff
@@ -44,6 +45,8 @@ class Replicator:
         else:
             path = self.pull(cached_at, name, is_dir=file_type == "productsdir")
         if file_type == "weblog":
+            if not within(self.cache.root, path):   # rsync copies a link as a link: it may lead anywhere
+                raise InvalidRequest(f"{name} is a symbolic link or leaves the cache: not reading it")
             self.cache.expand_weblog(path)
             if self.ngas is not None:
                 self.ngas.archive_file(path)
@@ -78,5 +81,8 @@ class Replicator:
         self.log.info("listening on %s; other caches: %s", self.selector,
                       ", ".join(f"{site}={where}" for site, where in sorted(self.caches.items())
                                 if site != self.location) or "none")
+        # One cache replicator per site: the site's msgq retention is applied here.
+        if self.ctx.settings.msgq_retention:
+            Keeper(self.ctx.bus.db, self.ctx.settings.msgq_retention).start()
         Receiver(self.ctx.bus, self.selector, self.handle, concurrency=WORKERS,
                  name="replicated-cache").run()

@@ -6,11 +6,16 @@ renewing the message's lease meanwhile), and further requests stay
 unclaimed in ``msgq`` until a slot frees, so none is lost.
 """
 
+import subprocess
+import sys
+
 from .. import messages
 from ..children import spawn
 from ..exceptions import DrawsError
 from ..receiver import Receiver
 from .pipeline_driver import command
+
+DRIVER_ERROR = "pipeline-driver: error: "   # how run_main says the driver's error
 
 
 class Torque:
@@ -23,9 +28,16 @@ class Torque:
         progid, uid, recipe = messages.check_process(message.body)
         assignment = messages.assignment_of(message.body)
         self.ctx.log.info("starting a Pipeline Driver for %s (%s, %s)", uid, progid, recipe)
-        status = spawn(command(progid, uid, recipe, assignment)).wait()
+        driver = spawn(command(progid, uid, recipe, assignment), stderr=subprocess.PIPE, text=True, errors="replace")
+        why = None
+        for line in driver.stderr:   # its log is ours; its last word, if an error, is the reason
+            sys.stderr.write(line)
+            if line.startswith(DRIVER_ERROR):
+                why = line[len(DRIVER_ERROR):].strip()
+        status = driver.wait()
         if status != 0:
-            raise DrawsError(f"the Pipeline Driver for {uid} exited with status {status}")
+            raise DrawsError(f"the Pipeline Driver for {uid} failed: {why}" if why else
+                             f"the Pipeline Driver for {uid} exited with status {status}")
         self.ctx.log.info("the Pipeline Driver for %s is done", uid)
 
     def run(self):

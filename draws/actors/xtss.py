@@ -2,7 +2,7 @@
 
 It serves the selector ``xtss`` (an RPC executor); what a request carries
 is in :mod:`draws.messages`, the client actors call it with is
-:class:`draws.xtss.Client`. Beside the original's operations it does the
+:class:`draws.xtss.XtssClient`. Beside the original's operations it does the
 guarded steps of the life cycle (``transition``: a compare-and-set, its
 messages sent with it through the OUS's outbox) and runs the reconciler
 that finds OUSs whose owner is gone (:mod:`draws.owners`).
@@ -36,7 +36,7 @@ class Xtss:
                 self.status.renew(uid, *value)
                 return messages.OK
             if operation == "set-state":
-                self.status.set_state(uid, value, strict=self.strict)
+                self.status.set_state(uid, value, strict=self.strict, reason=body.get("reason"))
             elif operation == "set-substate":
                 self.status.set_substate(uid, value)
             elif operation == "set-exec":
@@ -49,7 +49,8 @@ class Xtss:
             return {messages.REFUSED: str(exc)}
         except NotFound as exc:
             raise InvalidRequest(str(exc)) from None
-        self.ctx.log.info("%s %s %s", operation, uid, "" if value is None else value)
+        self.ctx.log.info("%s %s %s%s", operation, uid, "" if value is None else value,
+                          f" ({body['reason'][:200]})" if body.get("reason") else "")
         return messages.OK
 
     def transition(self, uid, t):
