@@ -10,24 +10,24 @@ half-way by a stopped AQUA/QA2 is finished (so not beside a person reviewing).
 Example: ./aqua-qa2.py --cache-url http://localhost:8001
 """
 
-import os
 import sys
 
 import click
 
 from draws.actors.qa2 import Qa2
+from draws.config import DEFAULT_CACHE_URL
 from draws.runtime import Context, run_main
 
 
 @click.command(help=__doc__)
 @click.option("--auto", "answer", type=click.Choice(["P", "S", "F"], case_sensitive=False),
               help="Review every OUS with this answer, without questions.")
-@click.option("--cache-url", default=lambda: os.environ.get("DRAWS_CACHE_URL", "http://localhost:8000"),
-              show_default="$DRAWS_CACHE_URL or http://localhost:8000",
+@click.option("--cache-url", show_default=f"$DRAWS_CACHE_URL or {DEFAULT_CACHE_URL}",
               help="Where the weblogs are served.")
 @run_main("aqua-qa2")
 def main(answer, cache_url):
-    sys.exit(Qa2(Context.start("aqua-qa2"), cache_url, answer and answer.upper()).run())
+    ctx = Context.start("aqua-qa2")
+    sys.exit(Qa2(ctx, cache_url or ctx.settings.cache_url, answer and answer.upper()).run())
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def index():
         "/api/search?q=uid://A001/X12": "the OUSs whose UID starts so (at most 50)",
         "/api/ous/<uid or its document id>": "one OUS: history timeline, decoded report, products and NGAS",
         "/api/bus": "messages: unconsumed by selector, failed with their reason, in progress, recent",
+        "/api/refused": "documents refused for their shape: counts per table and the first ones, with why",
         "/api/health": "whether CouchDB answers",
         "/events": "server-sent events: 'change' (tables changed) and 'couch' (up or down)"})
 
@@ -53,6 +54,11 @@ def search():
 @bp.get("/bus")
 def bus():
     return answer(views().bus)
+
+
+@bp.get("/refused")
+def refused():
+    return answer(views().refused)
 
 
 @bp.get("/health")

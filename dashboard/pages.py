@@ -50,6 +50,12 @@ def bus():
     return page("bus.html", views().bus, [tables.MSGQ], "Message bus")
 
 
+@bp.get("/refused")
+def refused():
+    # Not live: each change would read the tables again; a reload shows the latest.
+    return page("refused.html", views().refused, [], "Refused documents")
+
+
 @bp.get("/search")
 def search():
     """OUSs by (the start of) their UID; the one named exactly opens its page."""

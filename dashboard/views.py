@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
-from draws import products, tables
+from draws import products, shapes, tables
 from draws.archive import Delivery, Metadata, Ngas, Reports
 from draws.ids import doc_id
 from draws.timestamps import parse_timestamp
@@ -190,6 +190,16 @@ class Views:
         data["failed"] = _capped(data["failed"], BUS_CAP)
         data["in_progress"] = data["in_progress"][:BUS_CAP]
         return clipped(data)
+
+    # -- documents refused for their shape (a peer with a bug, or a forger)
+    def refused(self):
+        """Every refused document, counted per table, the first BUS_CAP listed. It reads
+        whole tables (msgq's live part only), so it is a page of its own, read when opened."""
+        found = shapes.refused(self.server)
+        totals = shapes.counts(found)
+        return clipped({"total": len(found), "by_table": [{"table": t, "count": totals.get(t, 0)}
+                                                          for t in tables.ALL],
+                        "rows": found[:BUS_CAP]})
 
     # -- finding an OUS by (the start of) its UID
     def search(self, text):

@@ -8,7 +8,7 @@ import base64
 import binascii
 import hashlib
 
-from . import ids, tables
+from . import ids, shapes, tables
 from .recent import Recent
 from .timestamps import timestamp
 from .exceptions import Conflict, InvalidRequest, NotFound
@@ -19,6 +19,10 @@ ATTACHMENT = "content"
 
 def checksum(content):
     return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def _checked(table, doc):
+    return doc if doc is not None and shapes.check(table, doc) is None else None
 
 
 def _decoded(doc):
@@ -54,7 +58,7 @@ class Ngas:
         except Conflict:
             existing = self.db.get(doc["_id"])
         if self.checksum_of(existing) == digest:
-            return existing
+            return existing   # (a refused document there is replaced by ours)
         try:   # a different file under that name: ours replaces it (and any encodedContents)
             return self.db.put(dict(doc, _rev=existing["_rev"]))
         except Conflict:  # stored meanwhile by another writer: same name, same product
@@ -65,7 +69,9 @@ class Ngas:
                             "application/zip" if path.suffix == ".zip" else "application/octet-stream")
 
     def get(self, name):
-        return ids.get(self.db, name)
+        """The document of file NAME under either form of its id; None if there is none
+        or it is refused (malformed)."""
+        return _checked(tables.NGAS, ids.get(self.db, name))
 
     def content(self, name):
         """The bytes of file NAME; NotFound while they are not there."""
@@ -79,15 +85,10 @@ class Ngas:
     @staticmethod
     def checksum_of(doc):
         """The checksum of an NGAS document's file: the stored one, else that of its
-        encodedContents (the original's form); None if it has neither."""
-        if doc.get("checksum"):
-            return doc["checksum"]
-        if "encodedContents" in doc:
-            try:
-                return checksum(_decoded(doc))
-            except InvalidRequest:
-                return None
-        return None
+        encodedContents (the original's form); None if it has neither or is refused."""
+        if _checked(tables.NGAS, doc) is None:
+            return None   # (its encodedContents, if any, is base64: the shape says so)
+        return doc["checksum"] if "encodedContents" not in doc else checksum(_decoded(doc))
 
     def holds(self, name, digest):
         doc = self.get(name)
@@ -115,7 +116,7 @@ class Reports:
 
     def for_ous(self, ous_uid):
         """The OUS's reports, newest run first."""
-        docs = self.db.find({"ousUID": ous_uid})
+        docs = shapes.well_formed(tables.REPORTS, self.db.find({"ousUID": ous_uid}))
         return sorted(docs, key=lambda d: d.get("timestamp", ""), reverse=True)
 
     def latest(self, ous_uid):
@@ -144,10 +145,12 @@ class Metadata:
             return self.db.get(doc["_id"])
 
     def get(self, name):
-        return ids.get(self.db, name)
+        """The record of product NAME under either form of its id; None if there is none
+        or it is refused (malformed)."""
+        return _checked(tables.METADATA, ids.get(self.db, name))
 
     def for_ous(self, ous_uid):
-        return self.db.find({"ousUID": ous_uid})
+        return shapes.well_formed(tables.METADATA, self.db.find({"ousUID": ous_uid}))
 
 
 class Delivery:
@@ -158,7 +161,8 @@ class Delivery:
         self.recent = Recent()   # the ingestor adds product after product: no read each time
 
     def get(self, ous_uid):
-        return self.db.get_or_none(encode_uid(ous_uid))
+        """The OUS's delivery status; None if there is none or it is refused (malformed)."""
+        return _checked(tables.DELIVERY, ids.get(self.db, encode_uid(ous_uid)))
 
     def start(self, progid, ous_uid):
         """Open (or reopen, for a new delivery) the OUS's delivery status."""

@@ -18,12 +18,12 @@ import socket
 import threading
 import uuid
 
-from . import ids, tables
+from . import ids, shapes, tables
 from .exceptions import Conflict, CouchError, InvalidRequest
 from .feed import Feed
 from .timestamps import timestamp
 
-SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.*:-]{1,200}$")
+SELECTOR_RE = shapes.SELECTOR_RE
 
 
 def _origin_ip():
@@ -72,6 +72,9 @@ class Bus:
             group = ids.get(self.db, selector)
             if group is None:
                 raise InvalidRequest(f"no group {selector!r}: define it before sending to it")
+            why = shapes.check(tables.MSGQ, group)
+            if why:
+                raise InvalidRequest(f"group {selector!r} is refused: {why}")
             return [i for member in group.get("members", [])
                     for i in self.send(member, body, msgback_id)]
         doc = self.new_message(selector, body, msgback_id)

@@ -66,6 +66,16 @@ def rsync(source, dest):
         raise TransferError(f"rsync {source} failed (exit {proc.returncode}): {reason}")
 
 
+def within(root, path):
+    """Is PATH in the folder ROOT: not a symbolic link, and resolving inside it?
+
+    Names come from documents and trees from other sites: whoever reads a file
+    they lead to asks this first, so that no other file is ever read.
+    """
+    path = Path(path)
+    return not path.is_symlink() and path.resolve().is_relative_to(Path(root).resolve())
+
+
 def _merge(source, target):
     """Move into the directory TARGET what the directory SOURCE has and it lacks."""
     for entry in source.iterdir():

@@ -2,13 +2,10 @@
 
 import functools
 import json
-import os
-import sys
 
 import click
 
-from . import rpc
-from . import dbserver
+from . import config, dbserver, rpc
 from .couch import safe_url
 from .exceptions import InvalidRequest
 from .runtime import Context, run_main
@@ -66,7 +63,7 @@ def rpc_command(selector, request, timeout):
     reply = rpc.call(ctx.bus, selector, body, timeout=timeout)
     click.echo(json.dumps(reply, indent=2))
     if rpc.is_error(reply):
-        sys.exit(1)
+        return 1
 
 
 @cli.group()
@@ -74,23 +71,19 @@ def server():
     """This host's CouchDB: PouchDB Server, or Apache CouchDB from DRAWS_COUCHDB_RELEASE."""
 
 
-def _var():
-    return os.environ.get("DRAWS_VAR", str(dbserver.ROOT / "var"))
-
-
 @server.command()
 @run_main("server")
 def start():
     """Start it on DRAWS_COUCHDB_URL's host and port, unless a CouchDB answers there."""
-    from . import config
     settings = config.load()
-    sys.exit(dbserver.start(settings.couchdb_url, _var(), settings.couchdb_release))
+    return dbserver.start(settings.couchdb_url, settings.var, settings.couchdb_release)
 
 
 @server.command()
+@run_main("server")
 def stop():
     """Stop the server that `start` started (and nothing else)."""
-    sys.exit(dbserver.stop(_var()))
+    return dbserver.stop(config.load().var)
 
 
 
@@ -168,7 +161,6 @@ def _sites(fn):
     """--jao and --arc options; the command gets them with their credentials added."""
     @functools.wraps(fn)
     def with_credentials(jao, arcs):
-        from . import config
         from .replication import authenticated
         settings = config.load()
         return fn(authenticated(jao, settings), [authenticated(arc, settings) for arc in arcs])

@@ -12,6 +12,7 @@ The environment wins over the file.
 """
 
 import dataclasses
+import logging
 import os
 import random
 import time
@@ -23,7 +24,19 @@ from .exceptions import ConfigError
 LOCATIONS = ("JAO", "EA", "EU", "NA")
 ARCS = ("EA", "EU", "NA")
 DEFAULT_COUCHDB_URL = "http://127.0.0.1:5984"
+DEFAULT_CACHE_URL = "http://localhost:8000"
 SERVER_KINDS = ("pouchdb", "couchdb")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# DRAWS_* variables that are not settings of the system but are ours all the
+# same: read by the tests, the tools or the embedded server's wrapper. Any
+# other DRAWS_* name is reported as unknown (a misspelt setting, probably).
+OTHER_VARIABLES = ("DRAWS_CONFIG", "DRAWS_REQUEST_COUNT_FILE", "DRAWS_FAULT_SEED",
+                   "DRAWS_FUZZ_SEED", "DRAWS_CHAOS_SEED", "DRAWS_CHAOS_EPISODES")
+OTHER_PREFIXES = ("DRAWS_TEST_",)   # the test suite's own: DRAWS_TEST_SERVER, DRAWS_TEST_COUCHDB_*
+
+log = logging.getLogger("draws.config")
+_warned = set()   # the unknown names already reported: once per process is enough
 
 
 @dataclasses.dataclass
@@ -40,6 +53,9 @@ class Settings:
     rpc_timeout: float = 300.0   # patient: a reply may cross a replication link that is down
     credentials_file: str = None   # netrc-style, for other sites' servers (None: ~/.netrc)
     msgq_retention: float = 7 * 86400   # seconds handled messages stay in msgq (0: forever)
+    log_level: str = "INFO"
+    cache_url: str = DEFAULT_CACHE_URL   # where AQUA/QA2's weblog links point
+    var: str = str(Path(__file__).resolve().parent.parent / "var")   # `make server`'s data, pid file and logs
 
     def require(self, *names):
         """Raise a ConfigError naming the first missing setting."""
@@ -121,10 +137,33 @@ def duration(text):
     return value
 
 
+def known_variables():
+    """Every DRAWS_* name of ours: the settings' and OTHER_VARIABLES."""
+    names = {f"DRAWS_{f.name.upper()}" for f in dataclasses.fields(Settings) if f.name != "caches"}
+    return names | {f"DRAWS_{site}_CACHE" for site in LOCATIONS} | set(OTHER_VARIABLES)
+
+
+def unknown_variables(names):
+    """The DRAWS_* NAMES that are none of ours, sorted."""
+    known = known_variables()
+    return sorted(n for n in names if n.startswith("DRAWS_") and n not in known
+                  and not n.startswith(OTHER_PREFIXES))
+
+
 def load(env=None):
-    """Settings from the YAML file overlaid with the environment."""
+    """Settings from the YAML file overlaid with the environment.
+
+    An unknown DRAWS_* variable (or key of the file) is named in a warning:
+    a misspelt setting would otherwise be silently ignored.
+    """
     env = os.environ if env is None else env
     raw = _load_yaml()
+    for name in unknown_variables([f"DRAWS_{key.upper()}" for key in raw] + list(env)):
+        if name in _warned:
+            continue
+        _warned.add(name)
+        log.warning("%s is not a DRAWS setting (misspelt?); it is ignored. "
+                    "The settings are listed in README.md, Configuration", name)
     for key, value in env.items():
         if key.startswith("DRAWS_") and key != "DRAWS_CONFIG":
             raw[key[len("DRAWS_"):].lower()] = value
@@ -148,6 +187,15 @@ def load(env=None):
         s.couchdb_url = str(raw["couchdb_url"]).rstrip("/")
     if raw.get("credentials_file"):
         s.credentials_file = str(raw["credentials_file"])
+    if raw.get("log_level"):
+        s.log_level = str(raw["log_level"]).upper()
+        if s.log_level not in LOG_LEVELS:
+            raise ConfigError(f"DRAWS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                              f"not {raw['log_level']!r}")
+    if raw.get("cache_url"):
+        s.cache_url = str(raw["cache_url"]).rstrip("/")
+    if raw.get("var"):
+        s.var = str(raw["var"])
     if raw.get("couchdb_release"):
         s.couchdb_release = str(raw["couchdb_release"])
     if raw.get("test_server"):

@@ -64,6 +64,7 @@ class Server:
         self.max_wait = max_wait    # give up after this many seconds (None: never)
         self._local = threading.local()
         self._waiting = threading.Event()  # set while we report being cut off
+        self._answered = False   # it did once: "answers again" after an outage, not at start
 
     def __repr__(self):
         return f"Server({self.url!r})"
@@ -107,13 +108,15 @@ class Server:
                     raise Unavailable(f"CouchDB at {self.url} is unreachable ({reason})") from None
                 if not self._waiting.is_set():
                     self._waiting.set()
-                    log.warning("waiting for CouchDB at %s (%s)", self.url, reason)
+                    log.warning("waiting for CouchDB at %s (%s); if none runs there, "
+                                "`make server` starts one", self.url, reason)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             if self._waiting.is_set():
                 self._waiting.clear()
-                log.warning("CouchDB at %s answers again", self.url)
+                log.warning("CouchDB at %s answers%s", self.url, " again" if self._answered else "")
+            self._answered = True
             if resp.status_code >= 400:
                 _raise_for(resp, method, path)
             if raw or stream:
@@ -283,12 +286,6 @@ class Database:
         if skip:
             query["skip"] = skip
         return self._req("POST", "_find", body=query)["docs"]
-
-    def put_attachment(self, doc_id, rev, name, content, content_type="application/octet-stream"):
-        res = self._req("PUT", f"{doc_path(doc_id)}/{quote(name, safe='')}",
-                        params={"rev": rev}, data=content,
-                        headers={"Content-Type": content_type})
-        return res["rev"]
 
     def get_attachment(self, doc_id, name):
         return self._req("GET", f"{doc_path(doc_id)}/{quote(name, safe='')}", raw=True).content

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from . import children
 from .couch import Server, safe_url, split_credentials
-from .exceptions import ConfigError, CouchError, Unauthorized
+from .exceptions import ConfigError, CouchError, StartFailed, Unauthorized
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
@@ -43,7 +43,7 @@ class PouchDB:
 
     def command(self, port, host, data_dir, in_memory=False, admin=None):
         if not BINARY.exists():
-            raise SystemExit(f"{BINARY} is missing: run `make install` (npm ci) first")
+            raise StartFailed(f"{BINARY} is missing: run `make install` (npm ci) first")
         cfg = data_dir / "config.json"   # the server keeps its own settings here too (admins)
         settings = json.loads(cfg.read_text()) if cfg.exists() else {}
         log = settings.setdefault("log", {})
@@ -175,8 +175,8 @@ def spawn(url, data_dir, in_memory=False, log_file=None, host=None, die_with_par
                  start_new_session=True, cwd=str(data_dir), env=env)
     if not wait_until_up(url, timeout=60, proc=proc):
         proc.kill()
-        raise SystemExit(f"{server.name} did not start on {safe_url(url)}"
-                         + (f"; see {log_file}" if log_file else ""))
+        raise StartFailed(f"{server.name} did not start on {safe_url(url)}"
+                          + (f"; see {log_file}" if log_file else ""))
     try:
         # Apache CouchDB answers a moment before it has made its own databases.
         deadline = time.monotonic() + 30

@@ -36,6 +36,10 @@ class Unavailable(CouchError):
     """CouchDB could not be reached."""
 
 
+class StartFailed(DrawsError):
+    """A program we run (this host's CouchDB server) is missing or did not start."""
+
+
 class RPCTimeout(DrawsError):
     """No reply came to an RPC request in time."""
 

@@ -113,9 +113,9 @@ class StatusTable:
         self.recent = Recent()   # XTSS changes an OUS many times in a row: no read each time
 
     def get(self, uid):
-        """The OUS document, or NotFound."""
+        """The OUS document; NotFound, or InvalidRequest if it is refused (malformed)."""
         try:
-            return self.db.get(encode_uid(check_uid(uid)))
+            return _checked(self.db.get(encode_uid(check_uid(uid))), uid)
         except NotFound:
             raise NotFound(f"no OUS {uid}", 404) from None
 
@@ -139,6 +139,9 @@ class StatusTable:
         interrupted = []
 
         def change(doc):
+            if _shapes().reason(tables.STATUS, doc):   # a malformed document there: start afresh
+                for name in set(doc) - {"_id", "_rev"}:
+                    del doc[name]
             interrupted.clear()
             if assign and doc.get("step") == assign["step"]:
                 return False   # our own write, landed before a retry
@@ -190,7 +193,7 @@ class StatusTable:
     def _change(self, uid, edit):
         check_uid(uid)
         try:
-            return self.db.update(encode_uid(uid), edit, recent=self.recent)
+            return self.db.update(encode_uid(uid), lambda doc: edit(_checked(doc, uid)), recent=self.recent)
         except NotFound:
             raise NotFound(f"no OUS {uid}", 404) from None
 
@@ -241,7 +244,7 @@ class StatusTable:
             raise InvalidRequest(f"invalid substate pattern {show(substate)}: {exc}") from None
         # Look at each state again: under concurrent writes PouchDB Server's index
         # returns documents that have left STATE (measured: 208 of 509).
-        docs = self.db.find({"state": state})
+        docs = _shapes().well_formed(tables.STATUS, self.db.find({"state": state}))
         docs = [d for d in docs if d.get("state") == state and pattern.search(d.get("substate") or "")]
         return sorted(docs, key=lambda d: d.get("entityId", ""))
 
@@ -254,6 +257,20 @@ def check_reason(reason):
     if reason is not None and not isinstance(reason, str):
         raise InvalidRequest(f"a reason is a sentence (a string), not {show(reason)}")
     return reason and reason[:MAX_REASON]
+
+
+def _shapes():
+    # Imported when first needed: draws.shapes checks OUS documents with this module's rules.
+    from . import shapes
+    return shapes
+
+
+def _checked(doc, uid):
+    """DOC, the status document of UID, unless it is refused (InvalidRequest saying why)."""
+    why = _shapes().check(tables.STATUS, doc)
+    if why:
+        raise InvalidRequest(f"the status document of {uid} is refused: {why}")
+    return doc
 
 
 def _guard(uid, doc, t):

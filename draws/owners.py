@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 
-from . import ids
+from . import ids, shapes, tables
 from .exceptions import CouchError, DrawsError
 from .ous import Refused
 from .receiver import LEASE_SECONDS
@@ -91,7 +91,8 @@ class Reconciler:
     def reconcile(self):
         """One round; returns what it did as (uid, what) pairs."""
         done = []
-        for doc in self.status.db.find({"outbox.sent": False}):
+        # (A forged document's outbox must not make us send its messages.)
+        for doc in shapes.well_formed(tables.STATUS, self.status.db.find({"outbox.sent": False})):
             if send_outbox(self.msgq, self.status, doc):
                 log.warning("%s: sent the %d message(s) of its step %s, left unsent by a crash",
                             doc["entityId"], len(doc["outbox"]["messages"]), doc["outbox"]["step"])

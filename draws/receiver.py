@@ -19,9 +19,13 @@ Delivery is push-driven and exactly-once:
   slot serves other messages meanwhile;
 * a slot is freed whatever became of its message meanwhile (deleted, or
   changed by someone else, whose word then stands), and the log says so.
+* a message without its table's shape (:mod:`draws.shapes`: ``consumed``
+  not a boolean, ``attempts`` not a count, ...) is marked ``failed`` with
+  the reason as soon as it is seen, never handled.
 """
 
 import logging
+import os
 import queue
 import re
 import threading
@@ -29,9 +33,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from . import presence
 from .bus import is_message, pattern_regex
+from . import shapes, tables
 from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
 from .ids import doc_id
+from .ous import show
 from .timestamps import at, parse_timestamp, timestamp
 
 log = logging.getLogger("draws.receiver")
@@ -51,6 +58,8 @@ class Defer(Exception):
         super().__init__(reason)
         self.delay = delay
         self.reason = reason
+
+FINISH_ATTEMPTS = 5   # tries to write a message's outcome while it conflicts
 
 
 @dataclass
@@ -110,10 +119,9 @@ class Receiver:
         self._stop = threading.Event()
         self._thread = None
         self._feed = None
-        self.handled = 0
 
     def start(self):
-        self._thread = threading.Thread(target=self.run, daemon=True, name=f"receiver-{self.name}")
+        self._thread = threading.Thread(target=self._run_or_exit, daemon=True, name=f"receiver-{self.name}")
         self._thread.start()
         return self
 
@@ -122,10 +130,22 @@ class Receiver:
         self._events.put(None)
         if self._feed is not None:
             self._feed.unsubscribe(self._on_doc)
+            presence.leave(self.bus, ",".join(self.patterns))
         self._pool.shutdown(wait=wait)
 
     def join(self, timeout=None):
         self._thread.join(timeout)
+
+    def _run_or_exit(self):
+        """run() in the background: should it ever die, the process exits, so that its
+        supervisor restarts it, rather than live on deaf to its messages."""
+        try:
+            self.run()
+        except BaseException as exc:
+            log.exception("the receiver on %s stopped", ", ".join(self.patterns))
+            log.critical("exiting: the receiver on %s died (%s: %s)", ", ".join(self.patterns),
+                         type(exc).__name__, exc)
+            os._exit(70)
 
     def _on_doc(self, doc):
         if is_message(doc) and self._regex.match(doc["selector"]):
@@ -137,6 +157,7 @@ class Receiver:
         # Hear of new messages before the first scan, so that nothing falls between.
         self._feed = self.bus.feed()
         self._feed.subscribe(self._on_doc)
+        presence.enter(self.bus, ",".join(self.patterns))
         next_scan = 0.0
         while not self._stop.is_set():
             now = time.time()
@@ -205,6 +226,14 @@ class Receiver:
         if mid in self._busy:
             return
         self._leased.pop(mid, None)
+        if doc.get("consumed") is True and doc.get("status") != "claimed":
+            self._candidates.pop(mid, None)   # handled already
+            return
+        why = shapes.check(tables.MSGQ, doc)
+        if why:
+            self._candidates.pop(mid, None)
+            self._refuse(doc, why)
+            return
         if not doc.get("consumed"):
             retry = _time_of(doc.get("retryAt"))
             if retry > time.time():
@@ -219,6 +248,18 @@ class Receiver:
                 self._candidates[mid] = doc   # its receiver died: take it over
             else:
                 self._leased[mid] = expiry
+
+    def _refuse(self, doc, why):
+        """Mark a malformed message failed with the reason: it is never handled."""
+        refused = dict(doc, consumed=True, status="failed", consumedBy=self.bus.identity,
+                       consumedAt=timestamp(), handledAt=timestamp(), error=(shapes.REFUSED + why)[:2000])
+        refused.pop("leaseExpires", None)
+        try:
+            self.db.put(refused)
+        except (Conflict, NotFound):
+            pass   # another receiver refused it first, or it is gone
+        except CouchError as exc:
+            log.error("could not mark message %s failed: %s", show(doc["_id"]), exc)
 
     def _dispatch(self):
         # Ids start with the creation time (":" or "_" in it, by the version that wrote it).
@@ -290,7 +331,6 @@ class Receiver:
             except Exception:   # whatever it is, the slot must be freed (else it is lost for good)
                 log.exception("could not write the outcome of message %s", job.doc["_id"])
             finally:
-                self.handled += 1
                 self._events.put(("done", job.doc["_id"], later))
 
     def _keep_lease(self, job):
@@ -334,7 +374,7 @@ class Receiver:
         mid, selector = doc["_id"], doc["selector"]
         with job.lock:
             doc["_rev"] = job.doc["_rev"]
-            for _ in range(5):
+            for _ in range(FINISH_ATTEMPTS):
                 outcome, *others = self.db.bulk([doc] + unsent)
                 for result in others:
                     if result.get("error") not in (None, "conflict"):   # conflict: a retry landed

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from . import tables
-from .exceptions import ConfigError
+from .exceptions import ConfigError, NotFound, Unavailable
 from .timestamps import timestamp
 from .couch import Server, safe_url, split_credentials
 
@@ -146,16 +146,19 @@ def _scheduler_state(url, rid):
     try:
         info = Server(url, max_wait=5).request("GET", f"_scheduler/docs/{REPLICATOR}/{rid}")
         return info.get("state")
-    except Exception:  # PouchDB Server has no scheduler; an old CouchDB neither
+    except NotFound:  # PouchDB Server has no scheduler; an old CouchDB neither
         return None
 
 
 def _behind(source, target):
-    """Documents the target still lacks (by count), or None if a side is unreachable."""
+    """Documents the target still lacks (by count), or None if a side is unreachable.
+
+    A side that refuses our credentials is an error, not a blank: it says which.
+    """
     def count(url):
         base, _, db = url.rstrip("/").rpartition("/")
         return Server(base, wait=False).db(db).info()["doc_count"]
     try:
         return max(0, count(source) - count(target))
-    except Exception:
+    except (Unavailable, NotFound):
         return None

@@ -7,7 +7,6 @@ one clear sentence and an exit status, not a traceback.
 
 import functools
 import logging
-import os
 import sys
 
 from . import config
@@ -27,13 +26,16 @@ class _ActorFilter(logging.Filter):
 
 
 def setup_logging(actor, level=None):
-    level = level or os.environ.get("DRAWS_LOG_LEVEL", "INFO").upper()
+    """Log one line per record, naming ACTOR, to standard error, from LEVEL up
+    (default: the settings' log_level, DRAWS_LOG_LEVEL)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
     handler.addFilter(_ActorFilter(actor))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level or "INFO")
+    if level is None:   # after the handler: the settings may have a warning to log
+        root.setLevel(config.load().log_level)
     for noisy in ("urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return logging.getLogger(f"draws.{actor}")
@@ -46,12 +48,12 @@ class Context:
         # Imported here, not above: the Pipeline, a process of its own per
         # OUS, logs through this module and starts faster without HTTP.
         from .bus import Bus
-        from .xtss import Client
+        from .xtss import XtssClient
         self.actor = actor
         self.settings = settings
         self.server = server
         self.bus = Bus(server, actor=actor)
-        self.xtss = Client(self.bus, timeout=settings.rpc_timeout)
+        self.xtss = XtssClient(self.bus, timeout=settings.rpc_timeout)
         self.log = logging.getLogger(f"draws.{actor}")
 
     @classmethod
@@ -69,12 +71,19 @@ class Context:
 
 
 def run_main(actor):
-    """Decorator for a script's main(): clean exits on errors and Ctrl-C."""
+    """Decorator for a script's main(): clean exits on errors and Ctrl-C.
+
+    The one place that ends a process: a DrawsError is one line on standard
+    error and exit status 1; an int main() returns is the exit status.
+    """
     def wrap(fn):
         @functools.wraps(fn)
         def main(*args, **kwargs):
             try:
-                return fn(*args, **kwargs)
+                status = fn(*args, **kwargs)
+                if isinstance(status, int) and status:
+                    sys.exit(status)
+                return status
             except KeyboardInterrupt:
                 print(f"\n{actor}: stopped", file=sys.stderr)
                 sys.exit(0)

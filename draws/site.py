@@ -72,15 +72,16 @@ class Site:
         env.update(extra)
         return env
 
-    def prepare(self):
-        """Empty caches and tables (CouchDB must answer); returns the Server."""
+    def prepare(self, clear=True):
+        """Empty caches and (CLEAR) tables (CouchDB must answer); returns the Server."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for cache in (self.jao_cache, self.eu_cache):
             shutil.rmtree(cache, ignore_errors=True)
             (cache / "weblogs").mkdir(parents=True)
         server = Server(self.couch_url)
         tables.ensure(server)
-        clear_all(server)
+        if clear:
+            clear_all(server)
         return server
 
     def start(self):

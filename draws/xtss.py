@@ -2,7 +2,7 @@
 
 import logging
 
-from . import messages, rpc
+from . import messages, rpc, shapes, tables
 from .exceptions import RemoteError
 from .ous import Refused
 
@@ -13,8 +13,9 @@ class Unsupported(RemoteError):
     """XTSS does not know the operation (the original's knows only the plain ones)."""
 
 
-class Client:
-    """Calls XTSS over the bus; raises RemoteError with XTSS's reason on errors."""
+class XtssClient:
+    """Asks XTSS over the bus (an RPC each: the ask_ methods); raises RemoteError with
+    XTSS's reason on errors. Writing the status table directly is draws.ous.StatusTable's."""
 
     def __init__(self, bus, timeout=300.0):
         self.bus = bus
@@ -36,20 +37,27 @@ class Client:
             raise Refused(reply[messages.REFUSED])
         return reply
 
-    def set_state(self, uid, state, reason=None):
+    def ask_set_state(self, uid, state, reason=None):
         return self.request(*messages.xtss_set("set-state", uid, state, reason))
 
-    def set_substate(self, uid, substate):
+    def ask_set_substate(self, uid, substate):
         return self.request(*messages.xtss_set("set-substate", uid, substate))
 
-    def set_exec(self, uid, executive):
+    def ask_set_exec(self, uid, executive):
         return self.request(*messages.xtss_set("set-exec", uid, executive))
 
-    def clear_exec(self, uid):
+    def ask_clear_exec(self, uid):
         return self.request(*messages.xtss_set("clear-exec", uid))
 
-    def find(self, state, substate=".*"):
-        return self.request(*messages.xtss_find(state, substate))
+    def ask_ouss(self, state, substate=".*"):
+        """The well-formed OUS documents in STATE whose substate matches SUBSTATE (a regex).
+
+        Checked here too: another XTSS (the original's) returns what its table holds.
+        """
+        ouss = self.request(*messages.xtss_find(state, substate))
+        if not isinstance(ouss, list):
+            raise RemoteError(f"XTSS answered {messages.FIND} with {type(ouss).__name__}, not a list")
+        return shapes.well_formed(tables.STATUS, ouss)
 
     def transition(self, uid, step, expect, to=None, **more):
         """A guarded step (messages.check_transition); Refused, saying where the OUS is and
@@ -82,13 +90,13 @@ class Client:
         the step's messages after it, so their receiver finds the OUS moved. Its guards
         (fromSubstate, assignment, owner) and reason and lease have no plain equivalent."""
         if step.get("assign"):
-            self.set_exec(uid, step["assign"])
+            self.ask_set_exec(uid, step["assign"])
         if step.get("clearExec"):
-            self.clear_exec(uid)
+            self.ask_clear_exec(uid)
         if "substate" in step:   # emptied with "", as the original's actors do
-            self.set_substate(uid, step["substate"] or "")
+            self.ask_set_substate(uid, step["substate"] or "")
         for state in [*(step.get("through") or ()), *([to] if to else [])]:
-            self.set_state(uid, state)
+            self.ask_set_state(uid, state)
         if step.get("messages"):
             self.bus.send_all(step["messages"])
         return messages.OK

@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from draws import tables  # noqa: E402
 from draws.actors.cleaner import clear_all  # noqa: E402
 from draws.couch import Server  # noqa: E402
-from support import RELEASE, SERVER_NAME, Actors, release_missing, server_url, start_server  # noqa: E402
+from support import RELEASE, SERVER_NAME, Actors, release_missing, server_url, site_env, start_server  # noqa: E402
 
 
 def pytest_report_header(config):
@@ -50,14 +50,7 @@ def server(couch_url):
 @pytest.fixture
 def env(couch_url, tmp_path):
     """Environment for actor subprocesses: one host, JAO and EU caches in tmp_path."""
-    jao, eu = tmp_path / "jao-cache", tmp_path / "eu-cache"
-    for cache in (jao, eu):
-        (cache / "weblogs").mkdir(parents=True)
-    e = {k: v for k, v in os.environ.items() if not k.startswith("DRAWS_")}
-    e.update(DRAWS_COUCHDB_URL=couch_url, DRAWS_LOCATION="JAO", DRAWS_LOCAL_CACHE=str(jao),
-             DRAWS_JAO_CACHE=str(jao), DRAWS_EU_CACHE=str(eu), DRAWS_DELAY_SCALE="0",
-             DRAWS_FAILURE_RATE="0", DRAWS_SEED="1", PYTHONUNBUFFERED="1")
-    return e
+    return site_env(couch_url, tmp_path)
 
 
 @pytest.fixture

@@ -60,6 +60,18 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def site_env(couch_url, root):
+    """Environment for actor subprocesses: one host, JAO and EU caches made in ROOT, no delays."""
+    jao, eu = root / "jao-cache", root / "eu-cache"
+    for cache in (jao, eu):
+        (cache / "weblogs").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAWS_")}
+    env.update(DRAWS_COUCHDB_URL=couch_url, DRAWS_LOCATION="JAO", DRAWS_LOCAL_CACHE=str(jao),
+               DRAWS_JAO_CACHE=str(jao), DRAWS_EU_CACHE=str(eu), DRAWS_DELAY_SCALE="0",
+               DRAWS_FAILURE_RATE="0", DRAWS_SEED="1", PYTHONUNBUFFERED="1")
+    return env
+
+
 def wait_for(predicate, timeout=60.0, interval=0.05, what="condition"):
     """Poll PREDICATE until it returns a truthy value; fail after TIMEOUT s."""
     deadline = time.monotonic() + timeout

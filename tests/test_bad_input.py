@@ -22,7 +22,7 @@ from draws.bus import Bus
 from draws.rpc import Reply
 from draws.couch import Server
 from draws.ous import StatusTable
-from support import Actors, free_port, wait_for
+from support import Actors, free_port, site_env, wait_for
 from test_cache import make_zip
 
 PROG = "2015.1.00657.S"
@@ -39,13 +39,7 @@ class BadSite:
     def __init__(self, root, couch_url):
         self.root = root
         self.jao_cache, self.eu_cache = root / "jao-cache", root / "eu-cache"
-        for cache in (self.jao_cache, self.eu_cache):
-            (cache / "weblogs").mkdir(parents=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRAWS_")}
-        env.update(DRAWS_COUCHDB_URL=couch_url, DRAWS_LOCATION="JAO", DRAWS_LOCAL_CACHE=str(self.jao_cache),
-                   DRAWS_JAO_CACHE=str(self.jao_cache), DRAWS_EU_CACHE=str(self.eu_cache),
-                   DRAWS_DELAY_SCALE="0", DRAWS_FAILURE_RATE="0", DRAWS_SEED="1", PYTHONUNBUFFERED="1",
-                   DRAWS_RPC_TIMEOUT="30")
+        env = dict(site_env(couch_url, root), DRAWS_RPC_TIMEOUT="30")
         self.env = env
         self.server = Server(couch_url, max_wait=30)
         tables.ensure(self.server)
@@ -131,6 +125,14 @@ def setup_zip(entries_of):
         stem = weblog(uuid.uuid4().hex[:6])
         return {"fileType": "weblog", "cachedAt": "EU", "name": evil_zip(site, stem, entries_of(stem))}
     return setup
+
+
+def setup_weblog_link(site):
+    """A weblog zip at EU that is a symbolic link to a zip outside any cache (rsync copies the link)."""
+    stem = weblog("link")
+    outside = make_zip(site.root / f"{MARK}.zip", {f"{stem}/index.html": "from outside the cache"})
+    (site.eu_cache / f"{stem}.zip").symlink_to(outside)
+    return {"fileType": "weblog", "cachedAt": "EU", "name": f"{stem}.zip"}
 
 
 def setup_not_a_zip(site):
@@ -241,6 +243,7 @@ BUS_CASES = [
     ("cache-zip-outside", "cached.JAO", setup_zip(lambda stem: {f"{MARK}.html": "x"}), "failed",
      "outside the"),
     ("cache-not-a-zip", "cached.JAO", setup_not_a_zip, "failed", "not a valid zip file"),
+    ("cache-weblog-link", "cached.JAO", setup_weblog_link, "failed", "is a symbolic link or leaves the cache"),
     # AQUA/QA2's report receiver
     ("report-number", "pipeline.report.JAO", 5, "failed", "is a JSON object"),
     ("report-missing", "pipeline.report.JAO", report(report=None), "failed", "needs report"),

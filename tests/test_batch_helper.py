@@ -28,7 +28,7 @@ def test_gives_recipes_at_start_and_to_new_ouss(server, actors):
 
     assert status.get("uid://X1/X1/Xkept")["substate"] == "PipelineImaging"
     assert all(status.get(u)["state"] == "ReadyForProcessing" for u in waiting)
-    # Set through XTSS, which logs each set-substate it serves.
+    # The helper logs each recipe it gives (through XTSS): one line per OUS, none twice.
     wait_for(lambda: helper.log().count("recipe ") == 8, 30, what="8 recipes logged")
     assert "trying again" not in helper.log()
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from draws import server as embedded, tables
+from draws import tables
 from draws.ous import file_uid
-from support import ROOT, free_port, wait_for
+from support import ROOT, free_port, start_server, wait_for
 from test_faults import Fleet, children, own_couch, own_site  # noqa: F401 (fixture)
 from test_lifecycle import PROG, assert_delivered
 
@@ -265,7 +265,8 @@ def test_chaos(env, tmp_path, own_couch):
                 own_couch["proc"].wait()
                 shutil.rmtree(own_couch["data"])
                 own_couch["data"].mkdir()
-                own_couch["proc"] = embedded.spawn(own_couch["url"], own_couch["data"], log_file=own_couch["log"])
+                own_couch["proc"] = start_server(own_couch["url"], own_couch["data"], log_file=own_couch["log"],
+                                                 in_memory=False)
                 chaos.events.append((round(time.monotonic() - chaos.t0, 1), "server wiped"))
             chaos_batch(chaos, uids, caches, wanted)
             totals.append(check_batch(chaos, uids))

@@ -1,5 +1,8 @@
 """Settings from the environment and the YAML file; clear errors."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from draws import config
@@ -51,3 +54,43 @@ def test_an_actor_without_its_settings_says_so(actors, env):
     assert res.returncode == 1
     assert "DRAWS_CONFIG names /nonexistent/draws.yaml, which does not exist" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_every_setting_has_its_variable():
+    s = config.load({"DRAWS_LOG_LEVEL": "debug", "DRAWS_CACHE_URL": "http://h:8001/", "DRAWS_VAR": "/v",
+                     "DRAWS_RPC_TIMEOUT": "5", "DRAWS_CREDENTIALS_FILE": "/n"})
+    assert (s.log_level, s.cache_url, s.var, s.rpc_timeout, s.credentials_file) == \
+        ("DEBUG", "http://h:8001", "/v", 5.0, "/n")
+    with pytest.raises(ConfigError, match="DRAWS_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"):
+        config.load({"DRAWS_LOG_LEVEL": "loud"})
+
+
+def test_an_unknown_variable_is_named_once_and_ours_are_not(caplog, monkeypatch):
+    monkeypatch.setattr(config, "_warned", set())
+    env = {"DRAWS_LOCATON": "EU", "DRAWS_TEST_SERVER": "couchdb", "DRAWS_TEST_COUCHDB_ADMIN": "a",
+           "DRAWS_FAULT_SEED": "3", "DRAWS_CHAOS_SEED": "4", "DRAWS_FUZZ_SEED": "5", "DRAWS_EU_CACHE": "/c"}
+    config.load(env)
+    config.load(env)
+    said = [r.getMessage() for r in caplog.records if r.name == "draws.config"]
+    assert said == ["DRAWS_LOCATON is not a DRAWS setting (misspelt?); it is ignored. "
+                    "The settings are listed in README.md, Configuration"]
+
+
+def test_every_draws_variable_the_project_names_is_known():
+    # A new variable in the code or the docs must be a setting or listed in config.OTHER_VARIABLES.
+    root = Path(__file__).resolve().parent.parent
+    files = [p for pattern in ("*.py", "*.md", "*.js", "Makefile", "run")
+             for p in root.rglob(pattern)
+             if not {"node_modules", ".venv", ".git"} & set(p.relative_to(root).parts)
+             and p != Path(__file__).resolve()]   # this file misspells on purpose
+    names = {n for f in files for n in re.findall(r"DRAWS_[A-Z0-9_]+", f.read_text(errors="replace"))
+             if not n.endswith("_")}   # DRAWS_TEST_…: a family, not a name
+    assert "DRAWS_COUCHDB_URL" in names
+    assert config.unknown_variables(names) == []
+
+
+def test_an_actor_names_a_misspelt_variable(actors):
+    res = actors.run("clear-all-dbs.py", env={"DRAWS_DELAY_SCAEL": "0"})
+    assert res.returncode == 0, res.stderr
+    assert "WARNING draws.config" not in res.stderr   # the one-line format names the actor
+    assert "clear-all-dbs" in res.stderr and "DRAWS_DELAY_SCAEL is not a DRAWS setting" in res.stderr

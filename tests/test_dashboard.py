@@ -506,3 +506,26 @@ def test_an_ous_is_found_by_the_start_of_its_uid(client, server):
     html = html_of(client.get("/search", query_string={"q": "uid://X1/X1/Xa"}))
     assert "uid://X1/X1/Xa1" in html and "uid://X1/X1/Xa2" in html and "uid://X1/X2/Xb1" not in html
     assert "no OUS has a UID starting so" in html_of(client.get("/search?q=uid://X7"))
+
+
+def test_refused_documents_are_listed_with_counts_and_why(client, server):
+    StatusTable(server).reset(PROGID, "uid://X1/X1/Xb0", "PipelineImaging")   # well formed: never listed
+    server.db(tables.STATUS).put({"_id": "uid___X1_X1_Xf1", "entityId": "uid://X1/X1/Xf2",
+                                  "state": "Processing", "substate": None, "flags": {}})
+    server.db(tables.DELIVERY).put({"_id": "uid___X1_X1_Xf3", "ousUID": "uid://X1/X1/Xf3",
+                                    "dataProducts": 5, "complete": True, "progID": PROGID,
+                                    "timestamp": RUN})
+    server.db(tables.MSGQ).put({"_id": "2018-07-24T09_49_20.902-" + "a" * 32, "selector": "xtss",
+                                "consumed": False, "attempts": "<b>1</b>", "body": {},
+                                "creationTimestamp": RUN})
+    page = client.get("/refused")
+    html = html_of(page)
+    assert page.status_code == 200
+    for doc_id in ("uid___X1_X1_Xf1", "uid___X1_X1_Xf3", "2018-07-24T09_49_20.902-" + "a" * 32):
+        assert doc_id in html
+    assert "uid___X1_X1_Xb0" not in html and "<b>1</b>" not in html
+    data = client.get("/api/refused").get_json()
+    counts = {t["table"]: t["count"] for t in data["by_table"]}
+    assert data["total"] == 3, [(r["table"], r["id"]) for r in data["rows"]]
+    assert counts[tables.STATUS] == 1 and counts[tables.DELIVERY] == 1 and counts[tables.MSGQ] == 1
+    assert all(r["reason"] for r in data["rows"])

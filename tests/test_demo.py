@@ -1,5 +1,6 @@
 """`make demo` (tools/demo.py): the whole life cycle, hands-off."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -24,14 +25,38 @@ def ports():
             "--eu-cache-port", str(free_port())]
 
 
+def load_demo():
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "tools" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_closing_words_say_what_will_not_move_and_what_to_do():
+    words = load_demo().closing_words({"uid://X1/X1/Xb1": ("Delivered", "PipelineImaging"),
+                                       "uid://X1/X1/Xb2": ("ReadyForProcessing", "ManualCalibration"),
+                                       "uid://X1/X1/Xb3": ("ProcessingProblem", "PipelineImaging")})
+    assert len(words) == 2
+    assert "uid://X1/X1/Xb2 has the ManualCalibration recipe" in words[0] and "never move" in words[0]
+    assert "launcher.py 2015.1.00657.S uid://X1/X1/Xb2 PipelineCalibration" in words[0]
+    assert words[1].startswith("uid://X1/X1/Xb3 is ProcessingProblem")
+    assert "launcher.py 2015.1.00657.S uid://X1/X1/Xb3" in words[1]
+
+
 def test_demo_brings_every_ous_to_the_end(tmp_path, server, couch_url):
+    # A person's OUS on the server the demo finds: left alone, and the demo says so.
+    status = StatusTable(server)
+    status.reset("2015.1.00657.S", "uid://X1/X1/Xb2", "PipelineImaging")
+    status.set_state("uid://X1/X1/Xb2", "Processing")
     res = subprocess.run([sys.executable, "tools/demo.py", "--exit-when-done", "--timeout", "240",
                           *ports()], cwd=str(ROOT), env=demo_env(tmp_path, couch_url),
                          capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "demo: done:" in res.stdout and "Delivered" in res.stdout
-    docs = StatusTable(server).all()
-    assert len(docs) == 6
+    assert "leaving them as they are, this demo launches uid://X1/X1/Xb3 … Xb8" in res.stdout
+    assert status.get("uid://X1/X1/Xb2")["state"] == "Processing"
+    docs = [d for d in status.all() if d["entityId"] != "uid://X1/X1/Xb2"]
+    assert sorted(d["entityId"] for d in docs) == [f"uid://X1/X1/Xb{n}" for n in range(3, 9)]
     for doc in docs:
         assert doc["state"] == "Delivered" or doc["substate"] == "ManualCalibration", doc
     assert "stopping what the demo started" in res.stdout

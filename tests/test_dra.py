@@ -61,6 +61,13 @@ def test_unknown_location_is_refused(server, actors):
     assert "'MARS' is not a location" in done.stderr
 
 
+def test_no_location_says_what_to_do(server, actors):
+    done = actors.run("dra.py", input="", env={"DRAWS_LOCATION": ""})
+    assert done.returncode == 1
+    assert "use -a LOCATION (one of JAO, EA, EU, NA) or set DRAWS_LOCATION" in done.stderr
+    assert "None" not in done.stderr
+
+
 def test_auto_assigns_every_pipeline_ous_as_it_appears(server, actors):
     status = StatusTable(server)
     status.reset(PROG, A, "PipelineImaging")

@@ -272,7 +272,7 @@ def test_actor_started_without_couchdb_says_so_once_and_carries_on(env, tmp_path
         proc = start_server(server_url(port=port, admin=("draws", password)), data,
                             log_file=tmp_path / "couchdb.log", in_memory=False)
         server = Server(f"http://draws:{password}@127.0.0.1:{port}", max_wait=30)
-        wait_for(lambda: server.db(tables.STATUS).exists() and "answers again" in xtss.log(),
+        wait_for(lambda: server.db(tables.STATUS).exists() and f"CouchDB at {url} answers" in xtss.log(),
                  timeout=60, what="the actor to carry on")
         status = StatusTable(server)
         status.reset(PROG, "uid://X1/X1/Xd1")
@@ -282,6 +282,7 @@ def test_actor_started_without_couchdb_says_so_once_and_carries_on(env, tmp_path
         assert status.get("uid://X1/X1/Xd1")["state"] == "Processing"
         log = xtss.log()
         assert log.count("waiting for CouchDB") == 1, log
+        assert "answers again" not in log, log   # it had never answered
         assert password not in log and xtss.alive()
     except BaseException:
         print(group.logs())
@@ -334,7 +335,7 @@ def test_interrupted_rpc_request_is_asked_again_by_a_live_caller_and_dropped_for
     from draws import rpc
     from draws.bus import Bus
     from draws.timestamps import timestamp
-    from draws.xtss import Client
+    from draws.xtss import XtssClient
 
     status = StatusTable(server)
     alive_uid, dead_uid = "uid://X1/X1/Xi1", "uid://X1/X1/Xi2"
@@ -355,7 +356,7 @@ def test_interrupted_rpc_request_is_asked_again_by_a_live_caller_and_dropped_for
     claim_by_a_dead_executor(msgq.get(dead_id))
     # A live caller: its request is interrupted the same way while it waits.
     with ThreadPoolExecutor(1) as pool:
-        answer = pool.submit(Client(bus, timeout=60).set_state, alive_uid, "Processing")
+        answer = pool.submit(XtssClient(bus, timeout=60).ask_set_state, alive_uid, "Processing")
         request = wait_for(lambda: msgq.find({"selector": "xtss", "body.ousUID": alive_uid}),
                            what="the live caller's request")[0]
         claim_by_a_dead_executor(request)

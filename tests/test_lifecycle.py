@@ -89,6 +89,20 @@ def assert_delivered(site, uid, reports=1):
     return latest
 
 
+def assert_cached(site, uid, report):
+    """The cache part of spec §5: the products directory of REPORT's run the same at
+    JAO and at the ARC, the weblog browsable at both. Returns the directory's name."""
+    pdir = products.products_dir(PROG, report["timestamp"])
+    assert tree(site.jao_cache / pdir) == tree(site.eu_cache / pdir)
+    cmp = filecmp.dircmp(site.jao_cache / pdir, site.eu_cache / pdir)
+    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files
+    stem = products.weblog_stem(uid, report["timestamp"])
+    for port in (site.jao_port, site.eu_port):
+        page = requests.get(f"http://127.0.0.1:{port}/weblogs/{stem}/index.html", timeout=10)
+        assert page.status_code == 200 and uid in page.text
+    return pdir
+
+
 def test_one_ous_through_the_prompts_to_delivered(site, actors):
     dra = actors.start("dra.py", "-a", "EU", env=site.jao, stdin="pipe")
     qa2 = actors.start("aqua-qa2.py", "--cache-url", f"http://127.0.0.1:{site.jao_port}",
@@ -121,14 +135,7 @@ def test_one_ous_through_the_prompts_to_delivered(site, actors):
     assert site.count(tables.NGAS) == 6 and site.count(tables.METADATA) == 5
     wait_for(lambda: not site.unconsumed(), what="no unconsumed messages")
 
-    pdir = products.products_dir(PROG, report["timestamp"])
-    assert tree(site.jao_cache / pdir) == tree(site.eu_cache / pdir)
-    cmp = filecmp.dircmp(site.jao_cache / pdir, site.eu_cache / pdir)
-    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files
-    stem = products.weblog_stem(UID, report["timestamp"])
-    for port in (site.jao_port, site.eu_port):
-        page = requests.get(f"http://127.0.0.1:{port}/weblogs/{stem}/index.html", timeout=10)
-        assert page.status_code == 200 and UID in page.text
+    pdir = assert_cached(site, UID, report)
     listing = requests.get(f"http://127.0.0.1:{site.jao_port}/{pdir}/", timeout=10)   # the dashboard's link
     assert listing.status_code == 200 and "SOUS/" in listing.text
 

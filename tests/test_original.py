@@ -255,8 +255,8 @@ def test_the_original_ingestor_and_our_tracker(server, actors, tmp_path):
     good = ngas.get(original_id(names[2]))
     ngas.put(dict(good, encodedContents="not base64!"))
     bus.xtss("set-substate", uid, "ProductsIngested")
-    wait_for(lambda: "encodedContents is not base64 text" in ours.log("data-tracker"), 60,
-             what="the damaged file reported")
+    wait_for(lambda: "refused ngas document" in ours.log("data-tracker")
+             and "is not base64" in ours.log("data-tracker"), 60, what="the damaged file refused")
     assert state(server, uid) == "DeliveryInProgress"
     ngas.put(dict(good, _rev=ngas.get(good["_id"])["_rev"]))
     wait_state(server, uid, "Delivered")

@@ -28,7 +28,8 @@ def test_start_is_a_no_op_when_a_server_answers_and_stop_stops_only_ours(tmp_pat
     assert res.returncode == 0 and f"{SERVER_NAME} started on" in res.stdout, res.stderr
     assert Server(url, wait=False).up()
     data = tmp_path / ("apache-couchdb" if ON_COUCHDB else "couchdb")
-    assert (data / ("local.ini" if ON_COUCHDB else "config.json")).exists()
+    Server(url).db("probe").create()   # its data lands under DRAWS_VAR, nowhere else
+    assert any("probe" in p.name for p in (data / "data").rglob("*"))
     assert not (ROOT / "config.json").exists() and not (ROOT / "log.txt").exists()
     assert password not in res.stdout + res.stderr
     # The URL's user is its admin: a wrong password is refused.

@@ -7,7 +7,7 @@ from draws.bus import Bus
 from draws.timestamps import timestamp
 from draws.exceptions import RemoteError
 from draws.ous import Refused, StatusTable
-from draws.xtss import Client
+from draws.xtss import XtssClient
 from original import OriginalXtss, launch, ous_id
 from support import wait_for
 
@@ -19,19 +19,19 @@ def xtss(actors, server):
     actors.start("xtss.py")
     bus = Bus(server, actor="test")
     StatusTable(server).reset("2015.1.00657.S", UID, "PipelineCalibration")
-    yield Client(bus, timeout=30)
+    yield XtssClient(bus, timeout=30)
     bus.close()
 
 
 def test_set_state_substate_and_exec(xtss, server):
     status = StatusTable(server)
-    assert xtss.set_state(UID, "Processing") == 201
-    assert xtss.set_exec(UID, "EU") == 201
-    assert xtss.set_substate(UID, "Something") == 201
+    assert xtss.ask_set_state(UID, "Processing") == 201
+    assert xtss.ask_set_exec(UID, "EU") == 201
+    assert xtss.ask_set_substate(UID, "Something") == 201
     doc = status.get(UID)
     assert (doc["state"], doc["substate"], doc["flags"]) == ("Processing", "Something",
                                                              {"PL_PROCESSING_EXECUTIVE": "EU"})
-    assert xtss.clear_exec(UID) == 201
+    assert xtss.ask_clear_exec(UID) == 201
     doc = status.get(UID)
     assert doc["flags"] == {}
     assert [h["state"] for h in doc["history"]] == ["ReadyForProcessing", "Processing", "Processing"]
@@ -42,11 +42,11 @@ def test_get_ouss_by_state_substate(xtss, server):
     status.reset("2015.1.00657.S", "uid://X1/X1/Xa9", "ManualCalibration")
     status.reset("2015.1.00657.S", "uid://X1/X1/Xa8", None)
     status.reset("2015.1.00657.S", "uid://X1/X1/Xa7", "PipelineImaging")
-    found = xtss.find("ReadyForProcessing", "^Pipeline")
+    found = xtss.ask_ouss("ReadyForProcessing", "^Pipeline")
     assert [d["entityId"] for d in found] == ["uid://X1/X1/Xa7", UID]
-    assert [d["entityId"] for d in xtss.find("ReadyForProcessing", "^$")] == ["uid://X1/X1/Xa8"]
-    assert len(xtss.find("ReadyForProcessing", ".*")) == 4
-    assert xtss.find("Delivered", ".*") == []
+    assert [d["entityId"] for d in xtss.ask_ouss("ReadyForProcessing", "^$")] == ["uid://X1/X1/Xa8"]
+    assert len(xtss.ask_ouss("ReadyForProcessing", ".*")) == 4
+    assert xtss.ask_ouss("Delivered", ".*") == []
 
 
 @pytest.mark.parametrize("body, reason", [
@@ -68,12 +68,12 @@ def test_get_ouss_by_state_substate(xtss, server):
 def test_bad_requests_get_a_clear_error_and_xtss_keeps_serving(xtss, body, reason):
     reply = rpc.call(xtss.bus, "xtss", body, timeout=30)
     assert rpc.is_error(reply) and reason in reply["error"]
-    assert xtss.set_state(UID, "Processing") == 201  # still serving
+    assert xtss.ask_set_state(UID, "Processing") == 201  # still serving
 
 
 def test_client_raises_remote_error(xtss):
     with pytest.raises(RemoteError, match="no OUS"):
-        xtss.set_state("uid://X9/X9/X9", "Processing")
+        xtss.ask_set_state("uid://X9/X9/X9", "Processing")
 
 
 def test_transitions_outside_the_life_cycle_are_refused_unless_lenient(actors, server):
@@ -81,15 +81,15 @@ def test_transitions_outside_the_life_cycle_are_refused_unless_lenient(actors, s
     status = StatusTable(server)
     status.reset("2015.1.00657.S", UID, "PipelineCalibration")
     bus = Bus(server, actor="test")
-    client = Client(bus, timeout=30)
+    client = XtssClient(bus, timeout=30)
     with pytest.raises(RemoteError, match="not a life-cycle transition .*--lenient"):
-        client.set_state(UID, "Delivered")
-    assert client.set_state(UID, "Processing") == 201
-    assert client.set_state(UID, "Processing") == 201   # the same state again changes nothing
+        client.ask_set_state(UID, "Delivered")
+    assert client.ask_set_state(UID, "Processing") == 201
+    assert client.ask_set_state(UID, "Processing") == 201   # the same state again changes nothing
     assert status.get(UID)["state"] == "Processing"
     actors.stop_all()
     actors.start("xtss.py", "--lenient")
-    assert client.set_state(UID, "Delivered") == 201
+    assert client.ask_set_state(UID, "Delivered") == 201
     bus.close()
 
 
@@ -159,7 +159,7 @@ def test_beside_the_original_xtss_a_step_is_done_with_plain_operations(server, c
     launch(server, "2015.1.00657.S", UID)
     double = OriginalXtss(server).start()
     bus = Bus(server, actor="test")
-    client = Client(bus, timeout=30)
+    client = XtssClient(bus, timeout=30)
     body = {"progID": "2015.1.00657.S", "ousUID": UID, "recipe": "PipelineImaging", "assignment": "a1"}
     try:
         with caplog.at_level("WARNING", logger="draws.xtss"):

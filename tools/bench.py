@@ -11,6 +11,7 @@ figures were reached is told in docs/optimizing.md.
 import os
 import platform
 import re
+import secrets
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from draws import dbserver as embedded, tables
 from draws.actors.cleaner import clear_all
 from draws.actors.launcher import Launcher
 from draws.bus import Bus
-from draws.config import Settings
+from draws.config import Settings, load as load_settings
 from draws.ids import doc_id
 from draws.couch import Server
 from draws.feed import Feed
@@ -36,13 +37,14 @@ from draws.receiver import Receiver
 from draws.runtime import Context
 from draws.site import ROOT, Site
 from draws.timestamps import parse_timestamp, timestamp
-from draws.xtss import Client
+from draws.xtss import XtssClient
 
 DOCS = ROOT / "docs"
 PROGID = "2015.1.00657.S"
 RECIPE = "PipelineCalibration"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SOAK_BEGIN, SOAK_END = "<!-- soak -->", "<!-- /soak -->"
+SERVERS_BEGIN, SERVERS_END = "<!-- servers -->", "<!-- /servers -->"
 
 
 def pct(values, p):
@@ -66,12 +68,16 @@ def loadavg():
 
 
 class Bench:
-    def __init__(self, workdir):
+    def __init__(self, workdir, release=None):
+        """PouchDB Server, or Apache CouchDB from the unpacked RELEASE."""
         self.workdir = Path(workdir)
-        self.url = f"http://127.0.0.1:{free_port()}"
+        self.kind = embedded.kind(release).name
+        # Apache CouchDB 3 refuses to start without an admin; the URL carries it.
+        auth = f"bench:{secrets.token_hex(8)}@" if release else ""
+        self.url = f"http://{auth}127.0.0.1:{free_port()}"
         self.request_count = self.workdir / "requests.txt"   # kept by draws/pouchdb-server.js
         self.server_proc = embedded.spawn(self.url, self.workdir / "couchdb",
-                                          log_file=self.workdir / "couchdb.log",
+                                          log_file=self.workdir / "couchdb.log", release=release,
                                           env=dict(os.environ, DRAWS_REQUEST_COUNT_FILE=str(self.request_count)))
         self.server = Server(self.url)
         tables.ensure(self.server)
@@ -146,14 +152,14 @@ def rpc_round_trip(bench, runs=3, per_run=100):
     uid = "uid://B1/B1/B1"
     status.reset(PROGID, uid, RECIPE)
     bus = Bus(bench.server, actor="bench")
-    client = Client(bus, timeout=60)
-    client.set_exec(uid, "EU")  # warm-up
+    client = XtssClient(bus, timeout=60)
+    client.ask_set_exec(uid, "EU")  # warm-up
     values = []
     for _ in range(runs):
         run = []
         for _ in range(per_run):
             t0 = time.perf_counter()
-            client.set_exec(uid, "EU")
+            client.ask_set_exec(uid, "EU")
             run.append((time.perf_counter() - t0) * 1000)
         values.append(run)
     proc.kill()
@@ -326,6 +332,48 @@ def soak(bench, count, wave=50):
             "load": loadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
+# -- both kinds of server, side by side
+
+def side_by_side(release, count, timeout=300):
+    """Bus hop, XTSS RPC and one run of COUNT OUSs on PouchDB Server and on Apache
+    CouchDB (from RELEASE), both servers up at once and each measure taken on one
+    right after the other, so that a shared machine's load weighs on both alike."""
+    with tempfile.TemporaryDirectory(prefix="draws-bench-pouchdb-") as pouch_dir, \
+            tempfile.TemporaryDirectory(prefix="draws-bench-couchdb-") as couch_dir:
+        benches = [Bench(pouch_dir), Bench(couch_dir, release=release)]
+        r = {b.kind: {"loads": []} for b in benches}
+        try:
+            for measure, run in (("hop", hop_latency), ("rpc", rpc_round_trip)):
+                for b in benches:
+                    click.echo(f"{measure} on {b.kind} (load {loadavg():.1f}) ...")
+                    r[b.kind]["loads"].append(loadavg())
+                    r[b.kind][measure] = summary(run(b))
+            for b in benches:
+                click.echo(f"{count} OUSs on {b.kind} (load {loadavg():.1f}) ...")
+                r[b.kind]["loads"].append(loadavg())
+                r[b.kind]["life"] = _one_life_cycle(b, count, timeout)
+                r[b.kind]["loads"].append(loadavg())
+        finally:
+            for b in benches:
+                b.close()
+    return {"count": count, "servers": r, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def _one_life_cycle(bench, count, timeout):
+    """Wall seconds of COUNT OUSs launcher → Delivered after a one-OUS warm-up, or why not."""
+    site = Workload(bench).start()
+    try:
+        site.run(1, timeout=120)
+        wall = site.run(count, timeout=timeout)[0]
+        click.echo(f"  {count} OUSs Delivered in {wall:.1f} s")
+        return wall
+    except RuntimeError as e:
+        click.echo(f"  {e}")
+        return str(e)
+    finally:
+        site.stop()
+
+
 # -- the dashboard
 
 def dashboard_render(bench, repeats=10):
@@ -458,38 +506,61 @@ def _save(plt, fig, ax, name):
 @click.option("--idle", "idle_seconds", default=60, show_default=True, help="Seconds of idle site to measure.")
 @click.option("--soak", "soak_count", default=0, type=int,
               help="Run only the memory soak with this many OUSs (about 500 make a good one).")
+@click.option("--servers-only", is_flag=True,
+              help="Run only the side-by-side of PouchDB Server and Apache CouchDB (hop, RPC, "
+                   "one life-cycle run of --ouss OUSs) and replace its section.")
+@click.option("--couchdb-release", default=lambda: load_settings().couchdb_release,
+              help="The unpacked Apache CouchDB 3 release for the side-by-side  [default: "
+                   "DRAWS_COUCHDB_RELEASE]; without one that part is left out, and says so.")
 @click.option("--output", default=str(ROOT / "BENCHMARKS.md"), show_default=True)
 @click.pass_context
-def cli(ctx, backlog, count, runs, idle_seconds, soak_count, output):
+def cli(ctx, backlog, count, runs, idle_seconds, soak_count, servers_only, couchdb_release, output):
     """Run every measurement and write BENCHMARKS.md."""
     if ctx.invoked_subcommand:
         return
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="draws-bench-") as tmp:
-        bench = Bench(tmp)
-        try:
-            if soak_count:
-                click.echo(f"memory soak, {soak_count} OUSs ...")
-                result = soak(bench, soak_count)
-            else:
-                result = measure_all(bench, backlog, count, runs, idle_seconds)
-        finally:
-            bench.close()
     out = Path(output)
     previous = out.read_text() if out.exists() else ""
-    if soak_count:
-        section = soak_section(result)
-        click.echo("\n" + section)
-        text = replace_soak(previous, section) if SOAK_BEGIN in previous else previous + "\n" + section
+    if servers_only:
+        text = put_section(previous, servers(couchdb_release, count), SERVERS_BEGIN, SERVERS_END)
     else:
-        result.update(backlog=backlog, count=count, seconds=time.time() - started)
-        result["images"] = pictures(result)
-        # The scale section (tools/bench_scale.py, `make bench-scale`) is carried over as it is.
-        scale = re.search(r"<!-- scale -->.*?<!-- /scale -->\n?", previous, re.S)
-        text = report(result, previous_soak(previous)) + ("\n" + scale.group(0) if scale else "")
-        click.echo("\n" + text)
+        with tempfile.TemporaryDirectory(prefix="draws-bench-") as tmp:
+            bench = Bench(tmp)
+            try:
+                if soak_count:
+                    click.echo(f"memory soak, {soak_count} OUSs ...")
+                    result = soak(bench, soak_count)
+                else:
+                    result = measure_all(bench, backlog, count, runs, idle_seconds)
+            finally:
+                bench.close()
+        if soak_count:
+            section = soak_section(result)
+            click.echo("\n" + section)
+            text = put_section(previous, section, SOAK_BEGIN, SOAK_END)
+        else:
+            section = servers(couchdb_release, count)
+            result.update(backlog=backlog, count=count, seconds=time.time() - started)
+            result["images"] = pictures(result)
+            # The scale section (tools/bench_scale.py, `make bench-scale`) is carried over as it is.
+            scale = previous_section(previous, "<!-- scale -->", "<!-- /scale -->")
+            text = report(result, section + "\n" + (previous_section(previous) or soak_section(None))
+                          + ("\n" + scale if scale else ""))
+            click.echo("\n" + text)
     out.write_text(text)
     click.echo(f"\nwritten to {out}")
+
+
+def servers(release, count):
+    """The side-by-side section, measured when RELEASE holds an Apache CouchDB release."""
+    if not release:
+        section = servers_section(None, "no Apache CouchDB release was named (DRAWS_COUCHDB_RELEASE)")
+    elif not (Path(release) / "bin" / "couchdb").exists():
+        section = servers_section(None, f"{release} holds no unpacked Apache CouchDB release")
+    else:
+        section = servers_section(side_by_side(release, count))
+    click.echo("\n" + section)
+    return section
 
 
 def measure_all(bench, backlog, count, runs, idle_seconds):
@@ -543,7 +614,8 @@ def row(name, s, goal, met):
     return f"| {name} | {s['p50']:.1f} | {s['p99']:.1f} | {lo:.1f}–{hi:.1f} | {s['n']} | {goal} | {_ok(met)} |"
 
 
-def report(r, soak_text):
+def report(r, kept):
+    """BENCHMARKS.md from the figures R, followed by the sections KEPT (side by side, soak)."""
     life, idle_, dash, purge = r["life"], r["idle"], r["dashboard"], r["purge"]
     wall = statistics.median(life["wall"])
     rate = statistics.median(life["rate"])
@@ -683,7 +755,54 @@ def report(r, soak_text):
         "what is left) is told in [docs/optimizing.md](docs/optimizing.md).",
         "",
     ]
-    return "\n".join(lines) + "\n" + (soak_text or soak_section(None))
+    return "\n".join(lines) + "\n" + kept
+
+
+def servers_section(s, why_not=None):
+    head = [SERVERS_BEGIN, "## PouchDB Server and Apache CouchDB, side by side (issue #11)", ""]
+    if s is None:
+        return "\n".join(head + [f"Not measured: {why_not}. Set DRAWS_COUCHDB_RELEASE to an unpacked "
+                                 "Apache CouchDB 3 release and run `make bench` (or only this part: "
+                                 "`.venv/bin/python tools/bench.py --servers-only`).", "", SERVERS_END, ""])
+    pouch, couch = s["servers"][embedded.PouchDB.name], s["servers"][embedded.ApacheCouchDB.name]
+    loads = "; ".join(f"{name}: {', '.join(f'{x:.1f}' for x in v['loads'])}"
+                      for name, v in s["servers"].items())
+    lines = head + [
+        f"Measured {s['date']}, both servers up at once, each measure taken on one right after the "
+        "other (bus hop: 3 × 200 messages, one every 20 ms; XTSS RPC: 3 × 100 calls; then one run of "
+        f"{s['count']} OUSs on each after a one-OUS warm-up). 1-minute load average before the hop, "
+        f"the RPC, and before and after the life cycle: {loads} (above 2 the figures are pessimistic, "
+        "and more so for whichever server met the heavier moment; well above 2 they measure the "
+        "machine more than the servers: rerun on a quiet one).",
+        "",
+        "| measure | PouchDB Server | Apache CouchDB | CouchDB ÷ PouchDB | goal | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    hop_ratio = couch["hop"]["p50"] / pouch["hop"]["p50"]
+    lines.append(f"| bus hop p50 (ms) | {pouch['hop']['p50']:.1f} | {couch['hop']['p50']:.1f} | "
+                 f"{hop_ratio:.2f} | ≤ 1.1 × | {_ok(hop_ratio <= 1.1)} |")
+    lines.append(f"| bus hop p99 (ms) | {pouch['hop']['p99']:.1f} | {couch['hop']['p99']:.1f} | "
+                 f"{couch['hop']['p99'] / pouch['hop']['p99']:.2f} | | |")
+    rpc_ratio = couch["rpc"]["p50"] / pouch["rpc"]["p50"]
+    lines.append(f"| XTSS RPC p50 (ms) | {pouch['rpc']['p50']:.1f} | {couch['rpc']['p50']:.1f} | "
+                 f"{rpc_ratio:.2f} | ≤ 1.25 ×, and ≤ 25 ms on a quiet machine | "
+                 f"{_ok(rpc_ratio <= 1.25)} / {_ok(couch['rpc']['p50'] <= 25)} |")
+    lines.append(f"| XTSS RPC p99 (ms) | {pouch['rpc']['p99']:.1f} | {couch['rpc']['p99']:.1f} | "
+                 f"{couch['rpc']['p99'] / pouch['rpc']['p99']:.2f} | ≤ 80 ms | {_ok(couch['rpc']['p99'] <= 80)} |")
+
+    def wall(v):
+        return f"{v:.1f}" if isinstance(v, float) else "not all Delivered"
+    p_life, c_life = pouch["life"], couch["life"]
+    both = isinstance(p_life, float) and isinstance(c_life, float)
+    ratio = f"{c_life / p_life:.2f}" if both else "–"
+    met = _ok(isinstance(c_life, float) and c_life <= 60 * s["count"] / 100)
+    goal = "≤ 60 s" if s["count"] == 100 else f"≤ 60 s for 100 (here {s['count']}: ≤ {60 * s['count'] / 100:.0f} s)"
+    lines.append(f"| {s['count']} OUSs launcher → Delivered (s) | {wall(p_life)} | {wall(c_life)} | "
+                 f"{ratio} | {goal} | {met} |")
+    for name, v in (("PouchDB Server", p_life), ("Apache CouchDB", c_life)):
+        if not isinstance(v, float):
+            lines += ["", f"{name}: {v}"]
+    return "\n".join(lines + ["", SERVERS_END, ""])
 
 
 def soak_section(s):
@@ -706,13 +825,20 @@ def soak_section(s):
     return "\n".join(lines + ["", SOAK_END, ""])
 
 
-def previous_soak(text):
-    m = re.search(re.escape(SOAK_BEGIN) + ".*?" + re.escape(SOAK_END) + "\n?", text, re.S)
+def previous_section(text, begin=SOAK_BEGIN, end=SOAK_END):
+    m = re.search(re.escape(begin) + ".*?" + re.escape(end) + "\n?", text, re.S)
     return m.group(0) if m else None
 
 
-def replace_soak(text, section):
-    return text.replace(previous_soak(text), section)
+def put_section(text, section, begin, end):
+    """TEXT with its section between BEGIN and END replaced by SECTION (if absent: added
+    before the soak, which stays last)."""
+    old = previous_section(text, begin, end)
+    if old:
+        return text.replace(old, section)
+    if begin != SOAK_BEGIN and SOAK_BEGIN in text:
+        return text.replace(SOAK_BEGIN, section + "\n" + SOAK_BEGIN)
+    return text + "\n" + section
 
 
 def _cpu_model():

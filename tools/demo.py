@@ -26,14 +26,25 @@ from draws import config, dbserver as embedded
 from draws.couch import Server, safe_url
 from draws.feed import Feed
 from draws.ous import EXECUTIVE_FLAG, MANUAL_RECIPE, StatusTable
-from draws.runtime import setup_logging
+from draws.runtime import run_main, setup_logging
 from draws.site import ROOT, Site
 
 PROGID = "2015.1.00657.S"
-# (UID, recipe): two without a recipe show the AQUA Batch Helper at work.
-OUSS = [("uid://X1/X1/Xb1", "PipelineCalibration"), ("uid://X1/X1/Xb2", "PipelineImaging"),
-        ("uid://X1/X1/Xb3", "PipelineCalAndImg"), ("uid://X1/X1/Xb4", "PipelineSingleDish"),
-        ("uid://X1/X1/Xb5", None), ("uid://X1/X1/Xb6", None)]
+# The recipes of the OUSs launched: two without one show the AQUA Batch Helper at work.
+RECIPES = ["PipelineCalibration", "PipelineImaging", "PipelineCalAndImg", "PipelineSingleDish", None, None]
+UID_PREFIX = "uid://X1/X1/Xb"
+
+
+def fresh_ouss(status):
+    """(UID, recipe) of the OUSs to launch: Xb1 … Xb6, or the next six numbers when
+    the server already holds some of those (a person's work, perhaps: left alone)."""
+    taken = [int(uid[len(UID_PREFIX):]) for uid in (d.get("entityId") or "" for d in status.all())
+             if uid.startswith(UID_PREFIX) and uid[len(UID_PREFIX):].isdigit()]
+    first = max(taken) + 1 if taken else 1
+    if taken:
+        say(f"the server already holds {len(taken)} OUS(s) {UID_PREFIX}N; leaving them as they are, "
+            f"this demo launches {UID_PREFIX}{first} … Xb{first + len(RECIPES) - 1}")
+    return [(f"{UID_PREFIX}{first + i}", recipe) for i, recipe in enumerate(RECIPES)]
 
 
 def ensure_server(site, start_server):
@@ -45,10 +56,10 @@ def ensure_server(site, start_server):
         say(f"started PouchDB Server at {safe_url(site.couch_url)} (in memory)")
 
 
-def watch(site, server, timeout):
-    """Launch the OUSs and print every state change until all are done; (all done?, last states)."""
+def watch(site, server, ouss, timeout):
+    """Launch OUSS and print every state change until all are done; (all done?, last states)."""
     status = StatusTable(server)
-    uids = {uid for uid, _ in OUSS}
+    uids = {uid for uid, _ in ouss}
     last, done = {}, threading.Event()
     lock = threading.Lock()
 
@@ -73,7 +84,7 @@ def watch(site, server, timeout):
     feed.start()
     for doc in filter(None, map(status.get_or_none, uids)):   # ours only: the table may hold years of OUSs
         show(doc)
-    for uid, recipe in OUSS:
+    for uid, recipe in ouss:
         site.launch(PROGID, uid, recipe)
     ok = done.wait(timeout)
     feed.stop()
@@ -83,6 +94,21 @@ def watch(site, server, timeout):
 def finished(state, substate):
     return state in ("Delivered", "ProcessingProblem") or \
         (state == "ReadyForProcessing" and substate == MANUAL_RECIPE)
+
+
+def closing_words(last):
+    """What to do about the OUSs that will not move by themselves (LAST: uid -> (state, substate))."""
+    words = []
+    for uid, (state, substate) in sorted(last.items()):
+        if state == "ReadyForProcessing" and substate == MANUAL_RECIPE:
+            words.append(f"{uid} has the {MANUAL_RECIPE} recipe: it waits for a person and will never "
+                         f"move by itself; to have the Pipeline process it: "
+                         f".venv/bin/python launcher.py {PROGID} {uid} PipelineCalibration")
+        elif state == "ProcessingProblem":
+            words.append(f"{uid} is ProcessingProblem (its Pipeline run failed, as about one in ten "
+                         f"does); to process it again: "
+                         f".venv/bin/python launcher.py {PROGID} {uid} PipelineCalibration")
+    return words
 
 
 def say(text):
@@ -133,22 +159,22 @@ def tmux(site):
 @click.option("--dashboard-port", default=5000, show_default=True)
 @click.option("--jao-cache-port", default=8001, show_default=True)
 @click.option("--eu-cache-port", default=8000, show_default=True)
+@run_main("demo")
 def main(use_tmux, exit_when_done, timeout, dashboard_port, jao_cache_port, eu_cache_port):
     """Run DRAWS on this host and watch OUSs reach Delivered."""
     setup_logging("demo", "WARNING")
     settings = config.load()
-    var = os.environ.get("DRAWS_VAR", str(ROOT / "var"))
     knobs = {"DRAWS_DELAY_SCALE": os.environ.get("DRAWS_DELAY_SCALE", "0.5")}
     knobs.update({k: os.environ[k] for k in ("DRAWS_FAILURE_RATE", "DRAWS_SEED", "DRAWS_LOG_LEVEL")
                   if k in os.environ})
-    site = Site(var, settings.couchdb_url, (dashboard_port, jao_cache_port, eu_cache_port), knobs,
+    site = Site(settings.var, settings.couchdb_url, (dashboard_port, jao_cache_port, eu_cache_port), knobs,
                 auto=not use_tmux)
     if use_tmux:
         if not shutil.which("tmux"):
             raise SystemExit("demo: tmux is not installed (apt-get install tmux)")
         subprocess.run(["tmux", "kill-session", "-t", TMUX_SESSION], stderr=subprocess.DEVNULL)
         ensure_server(site, lambda: tmux_server(site))
-        site.prepare()
+        site.prepare(clear=False)
         tmux(site)
         return
     couchdb = []
@@ -159,19 +185,22 @@ def main(use_tmux, exit_when_done, timeout, dashboard_port, jao_cache_port, eu_c
                                       log_file=site.log_dir / "couchdb.log", die_with_parent=True))
     try:
         ensure_server(site, start_server)
-        server = site.prepare()
+        server = site.prepare(clear=False)
+        ouss = fresh_ouss(StatusTable(server))
         site.start()
         say(f"started {len(site.procs)} processes; their logs are in {site.log_dir}/")
         say(f"dashboard: http://localhost:{dashboard_port}   "
             f"caches: http://localhost:{eu_cache_port}/ (EU), http://localhost:{jao_cache_port}/ (JAO)")
-        say(f"launching {len(OUSS)} OUSs of {PROGID}; DRA assigns them to EU, QA2 passes them\n")
-        ok, last = watch(site, server, timeout)
+        say(f"launching {len(ouss)} OUSs of {PROGID}; DRA assigns them to EU, QA2 passes them\n")
+        ok, last = watch(site, server, ouss, timeout)
         counts = {}
         for state, _ in last.values():
             counts[state] = counts.get(state, 0) + 1
         print()
         say("done: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if ok else
             f"not every OUS finished within {timeout:g} s; dead actors: {site.dead() or 'none'}")
+        for words in closing_words(last):
+            say(words)
         if not exit_when_done:
             say("everything keeps running; look around, then press Ctrl-C to stop it all")
             while True:

@@ -18,11 +18,19 @@ PIPELINE = "^Pipeline"
 
 
 def check_location(location):
-    where = (location or "").upper()
+    if not location:
+        raise InvalidRequest(f"DRA needs the site to assign OUSs to: use -a LOCATION "
+                             f"(one of {', '.join(LOCATIONS)}) or set DRAWS_LOCATION")
+    where = location.upper()
     if where not in LOCATIONS:
         raise InvalidRequest(f"{location!r} is not a location (one of {', '.join(LOCATIONS)}): "
                              "use -a LOCATION or set DRAWS_LOCATION")
     return where
+
+
+def is_ready(doc):
+    """Whether the status document DOC is an OUS DRA lists."""
+    return doc.get("state") == STATE and is_pipeline_recipe(doc.get("substate"))
 
 
 class Dra:
@@ -39,7 +47,7 @@ class Dra:
 
     def ready(self):
         """ReadyForProcessing OUSs with a Pipeline recipe, by UID (through XTSS)."""
-        return self.ctx.xtss.find(STATE, PIPELINE)
+        return self.ctx.xtss.ask_ouss(STATE, PIPELINE)
 
     def assign(self, ous):
         """Assign OUS in one guarded step (executive, Processing, the request); Refused,
@@ -63,14 +71,12 @@ class Dra:
             console.say(f"{ous['entityId']} is Processing at {self.location}.")
         return pick_loop(console, "OUSs ready for Pipeline processing",
                          ("UID", "Program", "Recipe"), self.ready,
-                         lambda o: (o["entityId"], o.get("progID", ""), o.get("substate", "")), act)
+                         lambda o: (o["entityId"], o.get("progID", ""), o.get("substate", "")), act,
+                         follow=(self.ctx.server.db(tables.STATUS), is_ready))
 
     def assign_all(self):
         """Assign every such OUS as it appears; never returns."""
         self.ctx.log.info("assigning every OUS ready for Pipeline processing to %s", self.location)
-
-        def relevant(doc):
-            return doc.get("state") == STATE and is_pipeline_recipe(doc.get("substate"))
 
         def work():
             for ous in self.ready():
@@ -78,4 +84,4 @@ class Dra:
                     self.assign(ous)
                 except Refused as exc:
                     self.ctx.log.info("%s", exc)
-        Trigger().watch(self.ctx.server.db(tables.STATUS), relevant).run(work)
+        Trigger().watch(self.ctx.server.db(tables.STATUS), is_ready).run(work)

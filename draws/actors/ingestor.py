@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import messages
 from ..archive import Delivery, Metadata, Ngas
+from ..cache import within
 from ..exceptions import DrawsError, InvalidRequest
 from ..ous import StatusTable
 from ..owners import new_step
@@ -85,7 +86,7 @@ class Ingestor:
         """FOLDER/NAME, unless it is a symbolic link or resolves outside the cache: a
         products tree pulled from another site must not make us archive any other file."""
         path = folder / name
-        if path.is_symlink() or not path.resolve().is_relative_to(self.cache.resolve()):
+        if not within(self.cache, path):
             raise InvalidRequest(f"{path} is a symbolic link or leaves the cache: not archiving it")
         return path
 
@@ -113,7 +114,7 @@ class Ingestor:
                         f"{len(missing)} products of {uid} not yet in {folder}")
         reason = reason or (f"{len(missing)} products never reached {folder} "
                             f"in {self.products_wait:g} s")
-        self.ctx.xtss.set_state(uid, "ProcessingProblem", reason=reason)
+        self.ctx.xtss.ask_set_state(uid, "ProcessingProblem", reason=reason)
         raise DrawsError(f"{uid}: {reason}")
 
     def _not_cached(self, products_dir):

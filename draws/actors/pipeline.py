@@ -15,7 +15,6 @@ import html
 import io
 import json
 import shutil
-import sys
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -156,7 +155,7 @@ def main(argv=None):
     except (PipelineFailure, StorageError) as exc:
         log.error("%s", exc)
         print(json.dumps({"error": str(exc)}), flush=True)   # for the driver: why
-        sys.exit(FAILED)
+        return FAILED
     log.info("products in %s", made)
     print(json.dumps({"timestamp": run_timestamp, "productsDir": made.name}), flush=True)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from .. import messages, products
 from ..cache import Cache, _remove
 from ..children import spawn
-from ..exceptions import StorageError
+from ..exceptions import InvalidRequest, StorageError
 from ..ous import EXECUTIVE_FLAG, Refused, StatusTable
 from ..runtime import Context, run_main
 from ..timestamps import timestamp
@@ -66,9 +66,12 @@ class PipelineDriver:
                 (self.assignment is None or (doc.get("assignment") or {}).get("id") in (None, self.assignment))
         # The local table (a replica at an ARC) usually knows; when it does not
         # agree, it may lag behind msgq's replication, so XTSS has the last word.
-        if ours(StatusTable(ctx.server).get_or_none(uid)):
-            return True
-        matches = [d for d in ctx.xtss.find("Processing") if d.get("entityId") == uid]
+        try:
+            if ours(StatusTable(ctx.server).get_or_none(uid)):
+                return True
+        except InvalidRequest:
+            pass   # the local document is refused (and logged): XTSS decides
+        matches = [d for d in ctx.xtss.ask_ouss("Processing") if d.get("entityId") == uid]
         if not matches:
             ctx.log.warning("%s is not Processing any more: nothing to do", uid)
             return False
@@ -148,7 +151,7 @@ class PipelineDriver:
         if self.assignment is None:   # the original's DRA sent the request
             if sent:
                 ctx.bus.send_all(sent)
-            ctx.xtss.set_state(uid, state, reason=reason)
+            ctx.xtss.ask_set_state(uid, state, reason=reason)
             return state
         try:
             ctx.xtss.transition(uid, f"{self.assignment}.run", ["Processing"], state,

@@ -11,7 +11,7 @@ puts it back in ReadyForReview.
 import threading
 from contextlib import contextmanager
 
-from .. import messages, tables
+from .. import messages, shapes, tables
 from ..archive import Reports
 from ..exceptions import DrawsError, InvalidRequest
 from ..ous import Refused
@@ -68,7 +68,7 @@ class Qa2:
 
     # -- reviews
     def ready(self):
-        return self.ctx.xtss.find(STATE)
+        return self.ctx.xtss.ask_ouss(STATE)
 
     def current_report(self, ous):
         """The report of the OUS's latest Pipeline run, or None while it has not arrived."""
@@ -151,7 +151,7 @@ class Qa2:
 
         return pick_loop(console, "OUSs ready for review", ("UID", "Program", "Recipe"),
                          self.ready, lambda o: (o["entityId"], o.get("progID", ""), o.get("substate") or ""),
-                         act)
+                         act, follow=(self.ctx.server.db(tables.STATUS), lambda doc: doc.get("state") == STATE))
 
     def auto(self):
         """Review every ReadyForReview OUS with our answer once its report is stored; never returns.
@@ -164,7 +164,8 @@ class Qa2:
         (Trigger()
          .watch(self.ctx.server.db(tables.STATUS), lambda doc: doc.get("state") == STATE)
          .watch(self.ctx.server.db(tables.REPORTS),
-                lambda report: self._reviewing.is_set() or report.get("ousUID") in self._awaiting)
+                lambda report: self._reviewing.is_set() or (shapes.reason(tables.REPORTS, report) is None
+                                                            and report["ousUID"] in self._awaiting))
          .run(self.review_all))
 
     def review_all(self):

@@ -10,7 +10,7 @@ import time
 
 from .. import messages
 from ..archive import Ngas
-from ..cache import Cache, TransferError, serve
+from ..cache import Cache, TransferError, serve, within
 from ..exceptions import InvalidRequest
 from ..receiver import Receiver
 from ..retention import Keeper
@@ -45,6 +45,8 @@ class Replicator:
         else:
             path = self.pull(cached_at, name, is_dir=file_type == "productsdir")
         if file_type == "weblog":
+            if not within(self.cache.root, path):   # rsync copies a link as a link: it may lead anywhere
+                raise InvalidRequest(f"{name} is a symbolic link or leaves the cache: not reading it")
             self.cache.expand_weblog(path)
             if self.ngas is not None:
                 self.ngas.archive_file(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import tables
 from ..archive import Delivery, Metadata, Ngas, checksum
+from ..cache import within
 from ..exceptions import InvalidRequest, NotFound
 from ..ous import Refused, StatusTable
 from ..owners import new_step
@@ -44,10 +45,11 @@ class Tracker:
         finally:
             self._checking = False
 
-    def waits_for_products(self, doc):
-        """Does a change of NGAS, the metadata or a delivery matter now? Only while an
-        OUS waits for them: the ingestor writes them all before ProductsIngested,
-        which wakes us anyway (at an ARC they may come later, by replication)."""
+    def waiting(self):
+        """Does any change of NGAS, the metadata or a delivery matter now? Only while an
+        OUS waits for them (which one is not worth working out: check_all looks at
+        each): the ingestor writes them all before ProductsIngested, which wakes us
+        anyway (at an ARC they may come later, by replication)."""
         return bool(self._told) or self._checking
 
     def check(self, ous):
@@ -90,7 +92,7 @@ class Tracker:
             return None
         path = (self.cache / products_dir(meta["progID"], meta["timestamp"])
                 / products_path(meta["ousUID"]) / name)
-        return path if path.is_file() else None
+        return path if path.is_file() and within(self.cache, path) else None
 
     def _waits(self, uid, what):
         if self._told.get(uid) != what:
@@ -103,7 +105,7 @@ class Tracker:
         db = self.ctx.server.db
         (Trigger()
          .watch(db(tables.STATUS), is_ingested)
-         .watch(db(tables.DELIVERY), lambda doc: doc.get("complete") and self.waits_for_products(doc))
-         .watch(db(tables.NGAS), self.waits_for_products)
-         .watch(db(tables.METADATA), self.waits_for_products)
+         .watch(db(tables.DELIVERY), lambda doc: doc.get("complete") and self.waiting())
+         .watch(db(tables.NGAS), lambda doc: self.waiting())
+         .watch(db(tables.METADATA), lambda doc: self.waiting())
          .run(self.check_all))

@@ -2,7 +2,7 @@
 
 It serves the selector ``xtss`` (an RPC executor); what a request carries
 is in :mod:`draws.messages`, the client actors call it with is
-:class:`draws.xtss.Client`. Beside the original's operations it does the
+:class:`draws.xtss.XtssClient`. Beside the original's operations it does the
 guarded steps of the life cycle (``transition``: a compare-and-set, its
 messages sent with it through the OUS's outbox) and runs the reconciler
 that finds OUSs whose owner is gone (:mod:`draws.owners`).
