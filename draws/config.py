@@ -114,6 +114,12 @@ def _load_yaml():
     return {str(k).lower(): v for k, v in data.items()}
 
 
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"DRAWS_{name.upper()} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 def _number(name, raw, kind, low=None, high=None):
     try:
         value = kind(raw)
@@ -188,10 +194,7 @@ def load(env=None):
     if raw.get("credentials_file"):
         s.credentials_file = str(raw["credentials_file"])
     if raw.get("log_level"):
-        s.log_level = str(raw["log_level"]).upper()
-        if s.log_level not in LOG_LEVELS:
-            raise ConfigError(f"DRAWS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
-                              f"not {raw['log_level']!r}")
+        s.log_level = _choice("log_level", str(raw["log_level"]).upper(), LOG_LEVELS)
     if raw.get("cache_url"):
         s.cache_url = str(raw["cache_url"]).rstrip("/")
     if raw.get("var"):
@@ -199,10 +202,7 @@ def load(env=None):
     if raw.get("couchdb_release"):
         s.couchdb_release = str(raw["couchdb_release"])
     if raw.get("test_server"):
-        s.test_server = str(raw["test_server"]).lower()
-        if s.test_server not in SERVER_KINDS:
-            raise ConfigError(f"DRAWS_TEST_SERVER must be one of {', '.join(SERVER_KINDS)}, "
-                              f"not {raw['test_server']!r}")
+        s.test_server = _choice("test_server", str(raw["test_server"]).lower(), SERVER_KINDS)
     if raw.get("delay_scale") not in (None, ""):
         s.delay_scale = _number("delay_scale", raw["delay_scale"], float, 0)
     if raw.get("failure_rate") not in (None, ""):

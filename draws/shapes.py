@@ -34,7 +34,7 @@ log = logging.getLogger("draws.shapes")
 SELECTOR_RE = re.compile(r"^[A-Za-z0-9_.*:-]{1,200}$")
 CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_TEXT = 4096   # a free-text field (a report's source, a timestamp) longer than this is refused
-MSG_STATUSES = ("claimed", "done", "failed")
+MSG_STATUSES = ("claimed", "deferred", "done", "failed")
 REFUSED = "malformed message: "   # the start of the error a receiver writes on a message it refuses
 
 
@@ -139,6 +139,9 @@ def _msgq(doc):
     _need(status is None or status in MSG_STATUSES, f"status {show(status)} is not one of {', '.join(MSG_STATUSES)}")
     if status == "claimed":
         _field(doc, "leaseExpires", _text, "a time")
+    if status == "deferred":   # handed back by a handler (receiver.Defer): taken again after retryAt
+        _field(doc, "retryAt", _text, "a time")
+        _field(doc, "deferrals", _is_count, "a count (a non-negative integer)")
 
 
 def _report(doc):
