@@ -6,6 +6,7 @@ wedged by a request."""
 import json
 import socket
 import time
+import uuid
 
 import pytest
 import requests
@@ -89,6 +90,28 @@ def test_a_combination_that_is_not_a_list_is_refused_as_on_couchdb(db, couch_url
         resp = requests.post(f"{couch_url}/{db.name}/_find",
                              json={"selector": {"substate": {op: {"$eq": ""}}}}, timeout=10)
         assert resp.status_code == 400 and op in resp.json()["reason"], resp.text
+
+
+# -- validation: the embedded server reads the design documents once for a whole bulk
+
+def test_every_document_of_a_bulk_is_validated_and_a_new_rule_judges_the_next_bulk(couch_url):
+    db = Server(couch_url, max_wait=30).db(f"validation-test-{uuid.uuid4().hex[:8]}")
+    assert db.create()
+
+    def refused(prefix, rule):
+        results = db.bulk([{"_id": f"{prefix}{n}", "n": n} for n in range(200)])
+        if rule:
+            return sorted(int(r["id"][len(prefix):]) for r in results if r.get("error") == "forbidden")
+        assert all(r.get("ok") for r in results), results
+        return []
+
+    assert refused("a", None) == []
+    rules = db.put({"_id": "_design/rules", "validate_doc_update":
+                    "function (doc) { if (doc.n % 2) { throw({forbidden: 'odd'}); } }"})
+    assert refused("b", "odd") == list(range(1, 200, 2))
+    db.put(dict(rules, validate_doc_update="function (doc) { if (doc.n >= 150) { throw({forbidden: 'big'}); } }"))
+    assert refused("c", "big") == list(range(150, 200))
+    assert db.get_or_none("b3") is None and db.get("b4")["n"] == 4 and db.get("c149")["n"] == 149
 
 
 # -- secured: an admin, and _security on every table

@@ -2,7 +2,9 @@
 
 import collections
 import datetime
+import itertools
 import json
+import random
 import re
 
 import pytest
@@ -11,7 +13,8 @@ from draws import tables
 from draws.actors.cleaner import clear_all
 from draws.archive import checksum
 from draws.exceptions import DrawsError
-from draws.history import generate, uid_of
+from draws.history import (TEMPLATE_PARTS, TEMPLATE_PROGID, _LifeCycle, _repeatable_uuids, _Template, generate,
+                           uid_of)
 from draws.ous import encode_uid, file_uid
 from draws.timestamps import timestamp
 from support import wait_for
@@ -115,6 +118,36 @@ def test_a_generated_ous_is_one_that_went_through_the_life_cycle(actors, server)
         assert checksum(content) == doc["checksum"] and len(content) == doc["size"]
     assert {d["_attachments"]["content"]["content_type"] for d in made[tables.NGAS]} == \
         {d["_attachments"]["content"]["content_type"] for d in real[tables.NGAS]}
+
+
+def with_ids_renamed(docs):
+    """DOCS as JSON, each id (uuid4().hex) renamed by the order it first appears in."""
+    names = {}
+    return HEX32_ANYWHERE.sub(lambda m: names.setdefault(m[0], f"id{len(names)}"), json.dumps(docs))
+
+
+HEX32_ANYWHERE = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+
+
+@pytest.mark.parametrize("recipe", ["PipelineCalibration", "PipelineSingleDish"])
+def test_a_stamped_ous_is_what_its_own_life_cycle_leaves(recipe):
+    """The generator runs a few life cycles and stamps them on every other OUS: with
+    the same draws (pauses, scores, ids), another OUS's own life cycle, at another
+    time and of another program, leaves exactly the stamped documents, bytes included."""
+    start = datetime.datetime(2024, 3, 1, 12, 0, 0, 123000, tzinfo=datetime.timezone.utc)
+    template = _Template(_LifeCycle(random.Random(9)), recipe, start)
+    uid, progid = "uid://A1/Bb22/C333", "2019.1.01234.S"
+    later = start + datetime.timedelta(days=33, hours=5, milliseconds=4567)
+    life = _LifeCycle(random.Random(9))
+    with _repeatable_uuids(life.rng):
+        life.deliver(progid, uid, recipe, later)
+    real = life.take()
+    ids = itertools.count()
+    stamped = template.stamp(uid, progid, later, lambda: f"{next(ids):032x}")
+    assert {name: len(docs) for name, docs in stamped.items()} == {name: len(docs) for name, docs in real.items()}
+    assert with_ids_renamed(stamped) == with_ids_renamed(real)
+    assert len(set(HEX32_ANYWHERE.findall(json.dumps(stamped)))) == next(ids)   # every id a new one
+    assert not any(word in json.dumps(stamped) for word in TEMPLATE_PARTS + (TEMPLATE_PROGID,))
 
 
 def test_the_same_seed_writes_the_same_history(server):
