@@ -1,4 +1,4 @@
-// Starts PouchDB Server (node_modules/pouchdb-server) with five fixes, and
+// Starts PouchDB Server (node_modules/pouchdb-server) with six fixes, and
 // a request counter for `make bench`.
 //
 // 1. PouchDB Server 4.2.0 never ends a continuous _changes feed whose
@@ -26,6 +26,14 @@
 //    the server's time in a write. Here the reads of them in flight at one
 //    moment share one answer (a bulk's are all started at once), so a bulk
 //    reads them once; the next bulk reads them afresh.
+// 6. A Mango query fetches the documents its index found with
+//    allDocs({keys}), which reads each key as a range of its own (an
+//    iterator opened and closed per document): 0.4 ms of the server's time
+//    per document, four times a sequential read, so a query through an index
+//    finding most of a table cost more than reading the table whole. Here
+//    such a fetch gets each document by its id instead; if any of them is
+//    not simply there (deleted, missing, an error), the fetch is left to
+//    allDocs as before.
 //
 // Everything else is the unchanged server, with the unchanged command line:
 //
@@ -120,26 +128,53 @@ function wrapRoutes(file, wrap) {
 }
 
 // The design documents' read that pouchdb-validation makes for each document validated.
-function isDesignRead(opts, callback) {
-  return typeof callback !== "function" && opts && Object.keys(opts).length === 3 &&
+function isDesignRead(opts) {
+  return Object.keys(opts).length === 3 &&
     opts.startkey === "_design/" && opts.endkey === "_design0" && opts.include_docs === true;
 }
 
-function shareDesignReads(db) {
+// The documents' fetch that pouchdb-find makes through pouchdb-abstract-mapreduce
+// (conflicts, attachments and binary are passed on, unset for a Mango query).
+function isFetchByKeys(opts) {
+  return Array.isArray(opts.keys) && opts.include_docs === true && Object.keys(opts).every(function (key) {
+    return key === "keys" || key === "include_docs" || !opts[key];
+  });
+}
+
+function fetchByGet(db, allDocs, opts) {
+  return Promise.all(opts.keys.map(function (id) {
+    return db.get(id).then(function (doc) {
+      return { id: id, key: id, value: { rev: doc._rev }, doc: doc };
+    });
+  })).then(function (rows) {
+    return { total_rows: rows.length, offset: 0, rows: rows };
+  }, function () {
+    return allDocs.call(db, opts);
+  });
+}
+
+// Fixes 5 and 6, on each database express-pouchdb opens.
+function cheaperReads(db) {
   const allDocs = db.allDocs;
-  let inFlight = null;
+  let designRead = null;
   db.allDocs = function (opts, callback) {
-    if (!isDesignRead(opts, callback)) {
+    if (typeof callback === "function" || !opts || typeof opts !== "object") {
       return allDocs.apply(this, arguments);
     }
-    if (!inFlight) {
-      const done = function () {
-        inFlight = null;
-      };
-      inFlight = allDocs.call(this, opts);
-      inFlight.then(done, done);
+    if (isFetchByKeys(opts)) {
+      return fetchByGet(this, allDocs, opts);
     }
-    return inFlight;
+    if (!isDesignRead(opts)) {
+      return allDocs.apply(this, arguments);
+    }
+    if (!designRead) {
+      const done = function () {
+        designRead = null;
+      };
+      designRead = allDocs.call(this, opts);
+      designRead.then(done, done);
+    }
+    return designRead;
   };
 }
 
@@ -147,7 +182,7 @@ patchModule("validation.js", function (enableValidation) {
   return function (app) {
     enableValidation(app);
     app.dbWrapper.registerWrapper(function (name, db, next) {
-      shareDesignReads(db);
+      cheaperReads(db);
       next();
     });
   };

@@ -114,6 +114,24 @@ def test_every_document_of_a_bulk_is_validated_and_a_new_rule_judges_the_next_bu
     assert db.get_or_none("b3") is None and db.get("b4")["n"] == 4 and db.get("c149")["n"] == 149
 
 
+def test_a_query_through_an_index_finds_each_document_as_it_is_now(couch_url):
+    """The embedded server fetches the documents an index found one by one (by id):
+    each as last written, a deleted one not at all, fields and attachments as CouchDB gives them."""
+    db = Server(couch_url, max_wait=30).db(f"fetch-test-{uuid.uuid4().hex[:8]}")
+    assert db.create()
+    db.ensure_index(["kind"], "kind")
+    db.bulk([{"_id": f"d{n:02}", "kind": "a", "n": n} for n in range(40)] + [{"_id": "other", "kind": "b"}])
+    db.put({"_id": "with-file", "kind": "a", "n": 99,
+            "_attachments": {"f": {"content_type": "text/plain", "data": "aGVsbG8="}}})
+    found = db.find({"kind": "a"})
+    assert len(found) == 41 and all(doc["_rev"] == db.get(doc["_id"])["_rev"] for doc in found)
+    assert found[-1]["_attachments"]["f"]["stub"] is True
+    db.put(dict(db.get("d03"), n=300))
+    db.delete("d04", db.get("d04")["_rev"])
+    found = {doc["_id"]: doc for doc in db.find({"kind": "a"}, fields=["_id", "n"])}
+    assert len(found) == 40 and "d04" not in found and found["d03"] == {"_id": "d03", "n": 300}
+
+
 # -- secured: an admin, and _security on every table
 
 ADMIN, PASSWORD = "drawsadmin", "Adm1n-pw"
