@@ -26,11 +26,23 @@ prerequisites:
 	  echo "note: ssh is missing (apt-get install openssh-client); only a cache on another host needs it"; \
 	exit $$missing
 
+# The demo needs only the runtime packages; the test and bench extras come
+# with `make test` and `make bench`, so a first `make demo` does not wait for
+# them. pip is quiet for long stretches while it resolves and unpacks, so a
+# line every 10 s says it is still at work.
+PIP_TICKING = ( while sleep 10; do echo "   ... pip still at work"; done ) & ticker=$$!; \
+	$(BIN)/pip install --progress-bar off
+PIP_DONE    = status=$$?; kill $$ticker; exit $$status
+
 $(VENV)/.installed: pyproject.toml
 	@echo "== Python packages into $(VENV)/ (pip, about half a minute)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e '.[test]'
+	@$(PIP_TICKING) -e . ; $(PIP_DONE)
+	touch $@
+
+$(VENV)/.test: $(VENV)/.installed
+	@echo "== the test tools (pytest, selenium) into $(VENV)/"
+	@$(PIP_TICKING) -e '.[test]' ; $(PIP_DONE)
 	touch $@
 
 # Optional packages are left out: PouchDB Server's sqlite3 back end (compiled
@@ -48,7 +60,7 @@ stop:                    ## stop the server started by `make server` (and nothin
 	$(BIN)/python -m draws server stop
 
 # On Apache CouchDB: make test DRAWS_TEST_SERVER=couchdb DRAWS_COUCHDB_RELEASE=/path/to/unpacked/release
-test: install            ## the whole test suite (starts its own servers: PouchDB Server by default)
+test: install $(VENV)/.test ## the whole test suite (starts its own servers: PouchDB Server by default)
 	$(BIN)/python -m pytest
 
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000
@@ -60,8 +72,9 @@ bench: install $(VENV)/.bench  ## measurements; writes BENCHMARKS.md and docs/be
 bench-scale: install $(VENV)/.bench  ## costs against the history (N = 0, 5,000, 50,000 OUSs; long): BENCHMARKS.md, docs/bench-scale.png
 	$(BIN)/python tools/bench_scale.py
 
-$(VENV)/.bench: pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+$(VENV)/.bench: $(VENV)/.installed
+	@echo "== the test tools and matplotlib (for the pictures) into $(VENV)/"
+	@$(PIP_TICKING) -e '.[test,bench]' ; $(PIP_DONE)
 	touch $@
 
 clean: stop
