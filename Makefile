@@ -28,21 +28,21 @@ prerequisites:
 
 # The demo needs only the runtime packages; the test and bench extras come
 # with `make test` and `make bench`, so a first `make demo` does not wait for
-# them. pip is quiet for long stretches while it resolves and unpacks, so a
-# line every 10 s says it is still at work.
-PIP_TICKING = ( while sleep 10; do echo "   ... pip still at work"; done ) & ticker=$$!; \
-	$(BIN)/pip install --progress-bar off
-PIP_DONE    = status=$$?; kill $$ticker; exit $$status
+# them. pip and npm are quiet for long stretches, so a line every 10 s says
+# the step is still at work.
+TICKING = ( while sleep 10; do echo "   ... still at work"; done ) & ticker=$$!;
+TICKED  = status=$$?; kill $$ticker; exit $$status
+PIP     = $(BIN)/pip install --progress-bar off
 
 $(VENV)/.installed: pyproject.toml
 	@echo "== Python packages into $(VENV)/ (pip, about half a minute)"
 	$(PYTHON) -m venv $(VENV)
-	@$(PIP_TICKING) -e . ; $(PIP_DONE)
+	@$(TICKING) $(PIP) -e . ; $(TICKED)
 	touch $@
 
 $(VENV)/.test: $(VENV)/.installed
 	@echo "== the test tools (pytest, selenium) into $(VENV)/"
-	@$(PIP_TICKING) -e '.[test]' ; $(PIP_DONE)
+	@$(TICKING) $(PIP) -e '.[test]' ; $(TICKED)
 	touch $@
 
 # Optional packages are left out: PouchDB Server's sqlite3 back end (compiled
@@ -50,7 +50,7 @@ $(VENV)/.test: $(VENV)/.installed
 # its prebuilt binary, is a dependency of ours in package.json, so not optional.
 node_modules/.installed: package.json package-lock.json
 	@echo "== the embedded server, PouchDB Server, into node_modules/ (npm ci, about 15 s)"
-	npm ci --omit=optional --no-audit --no-fund --loglevel=error
+	@$(TICKING) npm ci --omit=optional --no-audit --no-fund --loglevel=error; $(TICKED)
 	touch $@
 
 server: install          ## start PouchDB Server, or Apache CouchDB from DRAWS_COUCHDB_RELEASE (no-op if one answers)
@@ -74,7 +74,7 @@ bench-scale: install $(VENV)/.bench  ## costs against the history (N = 0, 5,000,
 
 $(VENV)/.bench: $(VENV)/.installed
 	@echo "== the test tools and matplotlib (for the pictures) into $(VENV)/"
-	@$(PIP_TICKING) -e '.[test,bench]' ; $(PIP_DONE)
+	@$(TICKING) $(PIP) -e '.[test,bench]' ; $(TICKED)
 	touch $@
 
 clean: stop
