@@ -133,12 +133,14 @@ function isDesignRead(opts) {
     opts.startkey === "_design/" && opts.endkey === "_design0" && opts.include_docs === true;
 }
 
-// The documents' fetch that pouchdb-find makes through pouchdb-abstract-mapreduce
-// (conflicts, attachments and binary are passed on, unset for a Mango query).
+// The documents' fetch that pouchdb-find makes through pouchdb-abstract-mapreduce:
+// these five options, conflicts, attachments and binary unset for a Mango query
+// (its caller reads only each row's id and doc, not total_rows).
+const FETCH_OPTIONS = "attachments,binary,conflicts,include_docs,keys";
+
 function isFetchByKeys(opts) {
-  return Array.isArray(opts.keys) && opts.include_docs === true && Object.keys(opts).every(function (key) {
-    return key === "keys" || key === "include_docs" || !opts[key];
-  });
+  return Object.keys(opts).sort().join() === FETCH_OPTIONS && Array.isArray(opts.keys) &&
+    opts.include_docs === true && !opts.conflicts && !opts.attachments && !opts.binary;
 }
 
 function fetchByGet(db, allDocs, opts) {
