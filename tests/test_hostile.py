@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from draws import products, shapes, tables
+from draws import ids, products, shapes, tables
 from draws.actors.cleaner import clear_all
 from draws.archive import Reports
 from draws.bus import Bus
@@ -79,7 +79,7 @@ class HostileSite(Fleet):
         docs = [self.status.get(DONE), self.status.get(IDLE), self.server.db(tables.DELIVERY).get(encode_uid(DONE))]
         docs += self.server.db(tables.REPORTS).find({"ousUID": DONE})
         docs += self.server.db(tables.METADATA).find({"ousUID": DONE})
-        docs += [self.server.db(tables.NGAS).get(name) for name in done_products]
+        docs += [self.server.db(tables.NGAS).get(ids.doc_id(name)) for name in done_products]
         return {d["_id"]: d["_rev"] for d in docs}
 
     def db(self, table):
