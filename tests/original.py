@@ -127,13 +127,30 @@ class OriginalXtss:
         return 201
 
 
-def launch(server, progid, uid):
-    """The original's launcher: the OUS ReadyForProcessing, substate null, no flags, no history."""
+def launch(server, progid, uid, recipe=None):
+    """The original's launcher: the OUS ReadyForProcessing, substate RECIPE (else null), no
+    flags, no history."""
     db = server.db("status-entities")
     doc = db.get_or_none(ous_id(uid)) or {"_id": ous_id(uid)}
-    doc.update(entityId=uid, progID=progid, state="ReadyForProcessing", substate=None, flags={},
+    doc.update(entityId=uid, progID=progid, state="ReadyForProcessing", substate=recipe, flags={},
                timestamp=local_timestamp())
     db.put(doc)
+
+
+# The query of the original's AQUA Batch Helper (spec §9): a field-level $or, which
+# PouchDB Server 4.2.0 answers with 400 (and the helper exits).
+WITHOUT_RECIPE = {"state": "ReadyForProcessing", "substate": {"$or": [{"$eq": None}, {"$eq": ""}]}}
+
+
+def give_recipes(server, recipe):
+    """One round of the original's AQUA Batch Helper: RECIPE written into every OUS the
+    query finds; their UIDs."""
+    db = server.db("status-entities")
+    found = db.find(WITHOUT_RECIPE)
+    for doc in found:
+        doc.update(substate=recipe, timestamp=local_timestamp())
+        db.put(doc)
+    return [doc["entityId"] for doc in found]
 
 
 def archive(server, name, content):

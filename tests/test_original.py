@@ -24,8 +24,8 @@ from draws.receiver import Receiver
 from draws.retention import purge
 from draws.site import Site
 from draws.timestamps import at
-from original import (OriginalBus, OriginalXtss, archive, launch, local_timestamp, original_id,
-                      ous_id, report_doc)
+from original import (OriginalBus, OriginalXtss, archive, give_recipes, launch, local_timestamp,
+                      original_id, ous_id, report_doc)
 from support import free_port, wait_for
 
 PROG = "2015.1.00657.S"
@@ -89,16 +89,17 @@ def give_pipeline_recipe(server, bus, uid):
 
 
 # -- the mixes
-@pytest.mark.parametrize("xtss", ["ours", "original"])
-def test_the_original_launcher_and_xtss_with_our_actors(server, actors, tmp_path, xtss):
+@pytest.mark.parametrize("xtss, recipe", [("ours", None), ("original", None), ("original", "PipelineImaging")])
+def test_the_original_launcher_and_xtss_with_our_actors(server, actors, tmp_path, xtss, recipe):
     """Rows 'original launcher, our actors' and 'our actors, the original XTSS': a
     null substate gets a recipe though the original XTSS never finds it, and the
-    substate ends empty though the original XTSS never empties it."""
+    substate ends empty though the original XTSS never empties it (launched with a
+    recipe or without)."""
     uid = "uid://X1/X1/Xo1"
     ours = Ours(actors, server, tmp_path, without=("xtss",) if xtss == "original" else ())
     double = OriginalXtss(server).start() if xtss == "original" else None
     try:
-        launch(server, PROG, uid)
+        launch(server, PROG, uid, recipe)
         give_pipeline_recipe(server, OriginalBus(server), uid)
         wait_state(server, uid, "Delivered")
         assert_end_state(server, uid)
@@ -110,6 +111,18 @@ def test_the_original_launcher_and_xtss_with_our_actors(server, actors, tmp_path
         assert last == [("clear-exec", None), ("set-substate", ""), ("set-state", "Delivered")]
         log = ours.log("data-tracker")
         assert log.count("XTSS lacks guarded transitions") == 1 and "WARNING" in log
+
+
+def test_the_original_batch_helper_with_our_server_and_actors(server, actors, tmp_path):
+    """Row 'the original AQUA Batch Helper, our embedded server': its field-level $or
+    query is answered (PouchDB Server 4.2.0 said 400 and the helper exited)."""
+    uid = "uid://X1/X1/Xo8"
+    Ours(actors, server, tmp_path, without=("aqua-batch-helper",))
+    launch(server, PROG, uid)
+    assert give_recipes(server, "PipelineImaging") == [uid]
+    wait_state(server, uid, "Delivered")
+    assert_end_state(server, uid)
+    assert give_recipes(server, "PipelineImaging") == []   # a Delivered OUS is no longer found
 
 
 def test_the_original_dra_and_qa2_with_our_actors(server, actors, tmp_path):
