@@ -65,10 +65,6 @@ class Settings:
                 raise ConfigError(f"{var} is not set: export {var}=... (see README.md)")
         return self
 
-    def cache_of(self, site):
-        """Where SITE's cache is (path or rsync address), or None."""
-        return self.caches.get(site)
-
     def site_of_cache(self, path):
         """The site whose cache is at PATH (a path, as the original's Pipeline Driver
         names its site in a report, spec §9), or None if no one site's is there."""
