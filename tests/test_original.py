@@ -37,8 +37,10 @@ class Ours:
     """This project's single-host actors (draws.site's table): ONLY those, or all
     but those the test plays (WITHOUT); never the dashboard."""
 
-    def __init__(self, actors, server, tmp_path, without=(), only=None):
-        self.site = Site(tmp_path / "site", server.url, (free_port(), free_port(), free_port()),
+    def __init__(self, actors, tmp_path, without=(), only=None):
+        # The test's URL, with its credentials (a Server shows and gives none).
+        self.site = Site(tmp_path / "site", actors.env["DRAWS_COUCHDB_URL"],
+                         (free_port(), free_port(), free_port()),
                          knobs={"DRAWS_DELAY_SCALE": "0", "DRAWS_FAILURE_RATE": "0", "DRAWS_SEED": "1"})
         self.jao_cache, self.eu_cache = self.site.jao_cache, self.site.eu_cache
         for cache in (self.jao_cache, self.eu_cache):
@@ -96,7 +98,7 @@ def test_the_original_launcher_and_xtss_with_our_actors(server, actors, tmp_path
     substate ends empty though the original XTSS never empties it (launched with a
     recipe or without)."""
     uid = "uid://X1/X1/Xo1"
-    ours = Ours(actors, server, tmp_path, without=("xtss",) if xtss == "original" else ())
+    ours = Ours(actors, tmp_path, without=("xtss",) if xtss == "original" else ())
     double = OriginalXtss(server).start() if xtss == "original" else None
     try:
         launch(server, PROG, uid, recipe)
@@ -117,7 +119,7 @@ def test_the_original_batch_helper_with_our_server_and_actors(server, actors, tm
     """Row 'the original AQUA Batch Helper, our embedded server': its field-level $or
     query is answered (PouchDB Server 4.2.0 said 400 and the helper exited)."""
     uid = "uid://X1/X1/Xo8"
-    Ours(actors, server, tmp_path, without=("aqua-batch-helper",))
+    Ours(actors, tmp_path, without=("aqua-batch-helper",))
     launch(server, PROG, uid)
     assert give_recipes(server, "PipelineImaging") == [uid]
     wait_state(server, uid, "Delivered")
@@ -127,7 +129,7 @@ def test_the_original_batch_helper_with_our_server_and_actors(server, actors, tm
 
 def test_the_original_dra_and_qa2_with_our_actors(server, actors, tmp_path):
     uid = "uid://X1/X1/Xo2"
-    ours = Ours(actors, server, tmp_path, without=("dra", "aqua-qa2"))
+    ours = Ours(actors, tmp_path, without=("dra", "aqua-qa2"))
     bus = OriginalBus(server)
     launch(server, PROG, uid)
     give_pipeline_recipe(server, bus, uid)
@@ -158,7 +160,7 @@ def test_the_original_dra_and_qa2_with_our_actors(server, actors, tmp_path):
 
 def test_the_original_cache_replicator_at_jao(server, actors, tmp_path):
     uid = "uid://X1/X1/Xo3"
-    ours = Ours(actors, server, tmp_path, without=("cache-jao",))
+    ours = Ours(actors, tmp_path, without=("cache-jao",))
     bus, done = OriginalBus(server), threading.Event()
 
     def replicate():   # the original's replicated-cache.py at JAO: rsync, expand, archive the weblog
@@ -193,7 +195,7 @@ def test_the_original_cache_replicator_at_jao(server, actors, tmp_path):
 def test_the_original_pipeline_driver_report_is_reviewed_and_delivered(server, actors, tmp_path):
     """The original Torque/Maui, Pipeline Driver and Pipeline: the report's source is the cache path."""
     uid = "uid://X1/X1/Xo4"
-    ours = Ours(actors, server, tmp_path, without=("torque-maui", "dra"))
+    ours = Ours(actors, tmp_path, without=("torque-maui", "dra"))
     bus = OriginalBus(server)
     StatusTable(server).reset(PROG, uid, "PipelineImaging")
     bus.xtss("set-exec", uid, "EU")
@@ -246,7 +248,7 @@ def test_the_original_ingestor_and_our_tracker(server, actors, tmp_path):
     arrive while the OUS is still Verified (its QA2 sets DeliveryInProgress later)."""
     uid = "uid://X1/X1/Xo5"
     verified(server, uid)
-    ours = Ours(actors, server, tmp_path, only=("xtss", "data-tracker"))
+    ours = Ours(actors, tmp_path, only=("xtss", "data-tracker"))
     bus = OriginalBus(server)
     files = product_files(uid)
     names = products.product_names(uid, RUN)
@@ -281,7 +283,7 @@ def test_our_ingestor_and_the_original_tracker(server, actors, tmp_path):
     NGAS error 404 before), then empties the substate before Delivered."""
     uid = "uid://X1/X1/Xo6"
     verified(server, uid)
-    ours = Ours(actors, server, tmp_path, only=("xtss", "product-ingestor"))
+    ours = Ours(actors, tmp_path, only=("xtss", "product-ingestor"))
     files = product_files(uid)
     folder = ours.jao_cache / products.products_dir(PROG, RUN) / products.products_path(uid)
     folder.mkdir(parents=True)
@@ -339,7 +341,7 @@ def test_tables_written_by_an_earlier_version_keep_working(server, actors, tmp_p
     assert len(ngas.ids()) == 6 and len(server.db(tables.METADATA).ids()) == 5
     assert len(server.db(tables.REPORTS).ids()) == 1
 
-    Ours(actors, server, tmp_path, only=("xtss", "data-tracker"))
+    Ours(actors, tmp_path, only=("xtss", "data-tracker"))
     status.set_state(uid, "DeliveryInProgress")
     status.set_substate(uid, "ProductsIngested")
     wait_state(server, uid, "Delivered")
