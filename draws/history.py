@@ -42,6 +42,7 @@ from .bus import Bus
 from .config import Settings
 from .couch import Database
 from .exceptions import DrawsError, NotFound
+from .ids import doc_id
 from .ous import PIPELINE_RECIPES, STATES, StatusTable
 from .products import product_names, products_dir, weblog_name, weblog_stem
 from .receiver import Message
@@ -71,7 +72,7 @@ def populate_scale(server, uid, ouss=1000, messages=10000):
                               for s in STATES[:1 + i % len(STATES)]]}
                  for i in range(ouss)])
     for start in range(0, messages, 1000):
-        msgq.bulk([{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
+        msgq.bulk([{"_id": doc_id(f"{now}-{uuid.uuid4().hex}"), "creationTimestamp": now, "originIP": "127.0.0.1",
                     "selector": ("xtss", "ingest.JAO", "cached.EU")[n % 3], "consumed": n % 40 != 0,
                     "status": None if n % 40 == 0 else ("failed" if n % 99 == 0 else "done"),
                     "error": "InvalidRequest: bad body" if n % 99 == 0 else None,
@@ -84,7 +85,7 @@ def fill_consumed(server, count, batch=2000):
     db = server.db(tables.MSGQ)
     now = timestamp()
     for start in range(0, count, batch):
-        docs = [{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
+        docs = [{"_id": doc_id(f"{now}-{uuid.uuid4().hex}"), "creationTimestamp": now, "originIP": "127.0.0.1",
                  "selector": "bench.old", "consumed": True, "status": "done", "body": {"n": start + i}}
                 for i in range(min(batch, count - start))]
         db.bulk(docs)
@@ -330,7 +331,8 @@ TEMPLATE_UID = "uid://" + "/".join(TEMPLATE_PARTS)
 TEMPLATE_PROGID = "9999.Qq.99999.QQQ"
 
 # What differs from one OUS to another in a template's texts: its times (as
-# timestamp() writes them, or as products_dir() does: 2026_01_01T01_57_36.619),
+# timestamp() writes them, as products_dir() does: 2026_01_01T01_57_36.619, or
+# as ids.doc_id() does: 2026-01-01T01_57_36.619),
 # its ids (uuid4().hex: message ids, reply selectors, steps, assignments), its
 # UID and program, and the bytes made for it (marked "@@b64:K@@" & co. in the
 # template's documents, K their index in the template's `made`).
@@ -431,10 +433,9 @@ class _Stamp:
     def value(self, slot):
         if slot not in self.values:
             kind, key = slot
-            if kind == "time":
+            if kind == "time":   # with the template's separators (ids have "_" for ":")
                 value = self.time(key)
-                if "_" in key:
-                    value = value.replace("-", "_").replace(":", "_")
+                value = value[:10].replace("-", key[4]) + value[10:].replace(":", key[13])
             elif kind == "hex":
                 value = self.new_id()
             elif kind == "word":
