@@ -123,13 +123,13 @@ def test_a_generated_ous_is_one_that_went_through_the_life_cycle(actors, server)
         {d["_attachments"]["content"]["content_type"] for d in real[tables.NGAS]}
 
 
+HEX32_ANYWHERE = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+
+
 def with_ids_renamed(docs):
     """DOCS as JSON, each id (uuid4().hex) renamed by the order it first appears in."""
     names = {}
     return HEX32_ANYWHERE.sub(lambda m: names.setdefault(m[0], f"id{len(names)}"), json.dumps(docs))
-
-
-HEX32_ANYWHERE = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
 
 
 @pytest.mark.parametrize("recipe", ["PipelineCalibration", "PipelineSingleDish"])
