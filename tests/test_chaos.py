@@ -25,7 +25,7 @@ from draws import tables
 from draws.ous import file_uid
 from support import ROOT, free_port, start_server, wait_for
 from test_faults import Fleet, children, own_couch, own_site  # noqa: F401 (fixture)
-from test_lifecycle import PROG, assert_delivered
+from test_lifecycle import PROG, assert_cached, assert_delivered
 
 RECIPE = "PipelineCalibration"
 BATCH = 15                     # two batches: 30 OUSs
@@ -230,7 +230,7 @@ def check_batch(chaos, uids):
         assert docs[uid].get("problem"), f"{uid} is ProcessingProblem without a reason"
     for uid in delivered:
         assert successful_runs(docs[uid]) == 1, docs[uid]["history"]   # QA2 passes every run
-        assert_delivered(chaos, uid)
+        assert_cached(chaos, uid, assert_delivered(chaos, uid))   # its run's products at both sites
     reports = chaos.server.db(tables.REPORTS).find({"ousUID": {"$in": uids}})
     assert len(reports) == sum(successful_runs(d) for d in docs.values())   # one per run, never two
     by_ous = {}

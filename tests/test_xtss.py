@@ -112,6 +112,25 @@ def test_a_guarded_transition_is_done_once_and_a_second_is_told_who_moved_the_ou
     assert [h["state"] for h in status.get(UID)["history"]] == ["ReadyForProcessing", "Processing"]
 
 
+def test_a_step_asked_again_once_the_ous_moved_on_is_known_as_done(server):
+    """A driver's result, done by an XTSS that died before replying, asked again (as the
+    interrupted RPC is) once the OUS is already further: done, not refused as stale (the
+    driver would then remove the products of the run that was delivered)."""
+    status = StatusTable(server)
+    status.reset("2015.1.00657.S", UID, "PipelineCalibration")
+    status.transition(UID, {"step": "a1", "by": "dra@h:1", "from": ["ReadyForProcessing"], "to": "Processing",
+                            "assign": "EU"})
+    run = {"step": "a1.run", "by": "pipeline-driver@h:2", "from": ["Processing"], "to": "ReadyForReview",
+           "assignment": "a1"}
+    status.transition(UID, run)
+    status.transition(UID, {"step": "r1", "by": "aqua-qa2@h:3", "from": ["ReadyForReview"], "to": "Reviewing"})
+    assert status.transition(UID, run)["state"] == "Reviewing"   # the same asker: done already
+    with pytest.raises(Refused, match="not Processing"):            # another driver of that assignment
+        status.transition(UID, dict(run, by="pipeline-driver@h:4"))
+    assert [h["state"] for h in status.get(UID)["history"]] == \
+        ["ReadyForProcessing", "Processing", "ReadyForReview", "Reviewing"]
+
+
 def test_the_reconciler_sends_what_a_crash_left_in_the_outbox_once(actors, server):
     """XTSS killed between the guarded write and the send: the next one sends it."""
     from draws.owners import outbox
