@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from draws import tables
+from draws.children import spawn
 from draws.ous import file_uid
 from support import ROOT, free_port, start_server, wait_for
 from test_faults import Fleet, children, own_couch, own_site  # noqa: F401 (fixture)
@@ -76,8 +77,8 @@ class Chaos(Fleet):
 
     def launch(self, uid, *args, wait=True):
         argv = [sys.executable, str(ROOT / "launcher.py"), PROG, uid, *args]
-        proc = subprocess.Popen(argv, cwd=str(ROOT), env=self.launcher_env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = spawn(argv, cwd=str(ROOT), env=self.launcher_env, stdout=subprocess.DEVNULL,   # no orphan if we fail
+                     stderr=subprocess.PIPE, text=True, start_new_session=True)
         if wait:
             proc.wait(120)
         return proc
