@@ -8,8 +8,9 @@ its choices (the moments are the seed's, the machine's timing is not).
 ``DRAWS_CHAOS_EPISODES`` picks the episodes beyond the kills (comma list):
 ``eu-full`` (the EU cache's file system full for a moment: needs root to
 mount a small tmpfs, else skipped with a note), ``jao-full`` (the same at
-JAO) and ``wipe`` (CouchDB restarted without its data between the two
-batches). Default: all three.
+JAO), ``wipe`` (CouchDB restarted without its data between the two
+batches) and ``pause`` (CouchDB stopped with SIGSTOP for 10-25 s, once in the
+first batch). Default: all four.
 """
 
 import os
@@ -39,7 +40,7 @@ KINDS = ("xtss", "torque", "driver", "cache-jao", "cache-eu", "qa2", "qa2-prompt
 
 
 def episodes():
-    return set(filter(None, os.environ.get("DRAWS_CHAOS_EPISODES", "eu-full,jao-full,wipe").split(",")))
+    return set(filter(None, os.environ.get("DRAWS_CHAOS_EPISODES", "eu-full,jao-full,wipe,pause").split(",")))
 
 
 class Chaos(Fleet):
@@ -166,18 +167,35 @@ class FullCache:
             subprocess.run(["umount", "-l", str(self.folder)], capture_output=True)
 
 
-def chaos_batch(chaos, uids, caches, wanted):
+def stop_server(server, seconds):
+    """The server stopped (SIGSTOP) for SECONDS, then let go on: every actor's requests
+    hang meanwhile, and the leases of claimed messages may run out."""
+    os.killpg(server["proc"].pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.killpg(server["proc"].pid, signal.SIGCONT)
+
+
+def chaos_batch(chaos, uids, caches, wanted, server=None):
+    """Launch UIDS, then EVENTS kills and episodes (among them SERVER stopped for a
+    while, if given), then wait until every OUS is Delivered or ProcessingProblem."""
     rng = chaos.rng
     runs = launch_batch(chaos, uids)
     kinds = list(KINDS) + [e for e in ("eu-full", "jao-full") if e in wanted and caches.get(e)]
-    for _ in range(EVENTS):
+    pause_at = rng.randrange(EVENTS) if server else None
+    for number in range(EVENTS):
         deadline = time.monotonic() + rng.uniform(0.3, 3.0)
         while time.monotonic() < deadline:
             chaos.feed_prompts(uids)
             time.sleep(0.3)
-        kind = rng.choice(kinds)
+        kind = "pause" if number == pause_at else rng.choice(kinds)
         at = round(time.monotonic() - chaos.t0, 1)
-        if kind == "launcher":
+        if kind == "pause":
+            seconds = rng.uniform(10, 25)
+            stop_server(server, seconds)
+            kind = f"server stopped {seconds:.0f} s"
+        elif kind == "launcher":
             uid = f"{uids[0][:-2]}k{sum(1 for u in uids if 'k' in u.rsplit('/', 1)[1])}"
             uids.append(uid)   # an OUS of its own: a launcher run again resets a Delivered one
             kill_a_launcher(chaos, uid)
@@ -285,7 +303,7 @@ def test_chaos(env, tmp_path, own_couch):
                 chaos.events.append((round(time.monotonic() - chaos.t0, 1), "server wiped"))
                 wait_for(lambda: all(server.db(t).exists() for t in tables.ALL), timeout=60,
                          what="the actors to make the tables again")
-            chaos_batch(chaos, uids, caches, wanted)
+            chaos_batch(chaos, uids, caches, wanted, own_couch if number == 0 and "pause" in wanted else None)
             totals.append(check_batch(chaos, uids))
         last = "uid://X1/X1/Xcz"
         chaos.launch(last, RECIPE)
