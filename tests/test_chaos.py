@@ -64,9 +64,12 @@ class Chaos(Fleet):
         self.procs[name] = self.actors.start(script, *args, env=env, stdin="pipe" if name in PROMPTS else None,
                                              name=f"{name}-{self.restarts.get(name, 0)}")
 
-    def feed_prompts(self, uids):
-        """A person at each prompt: a ready OUS's UID to the DRA, a reviewable one (and Pass) to QA2."""
-        states = {d["entityId"]: d["state"] for d in self.status.all()}
+    def look(self, uids):
+        """What people do, from one read of the table: a ready OUS's UID typed at the
+        DRA prompt, a reviewable one (and Pass) at QA2's; a recipe given to an OUS the
+        Batch Helper made ManualCalibration. Returns each OUS's state."""
+        docs = {d["entityId"]: d for d in self.status.all() if d.get("entityId") in uids}
+        states = {u: d["state"] for u, d in docs.items()}
         ready = [u for u in uids if states.get(u) == "ReadyForProcessing"]
         review = [u for u in uids if states.get(u) == "ReadyForReview"]
         for name, choices, text in (("dra-prompt", ready, "{}\n"), ("qa2-prompt", review, "{}\nP\n")):
@@ -75,6 +78,10 @@ class Chaos(Fleet):
                     self.procs[name].write(text.format(self.rng.choice(choices)))
                 except (BrokenPipeError, ValueError):
                     pass   # killed just now: started again by its own event
+        for uid in ready:
+            if docs[uid].get("substate") == "ManualCalibration":
+                self.launch(uid, RECIPE)
+        return states
 
     def launch(self, uid, *args, wait=True):
         argv = [sys.executable, str(ROOT / "launcher.py"), PROG, uid, *args]
@@ -135,13 +142,6 @@ def kill_a_launcher(chaos, uid):
         chaos.launch(uid, RECIPE, "EU")   # it died before assigning: a person runs it again
 
 
-def give_manual_ones_a_recipe(chaos, uids):
-    for uid in uids:
-        doc = chaos.status.get_or_none(uid)
-        if doc and doc["state"] == "ReadyForProcessing" and doc["substate"] == "ManualCalibration":
-            chaos.launch(uid, RECIPE)
-
-
 class FullCache:
     """A cache on a small file system of its own that can be filled up for a moment."""
 
@@ -187,8 +187,8 @@ def chaos_batch(chaos, uids, caches, wanted, server=None):
     for number in range(EVENTS):
         deadline = time.monotonic() + rng.uniform(0.3, 3.0)
         while time.monotonic() < deadline:
-            chaos.feed_prompts(uids)
-            time.sleep(0.3)
+            chaos.look(uids)
+            time.sleep(0.5)
         kind = "pause" if number == pause_at else rng.choice(kinds)
         at = round(time.monotonic() - chaos.t0, 1)
         if kind == "pause":
@@ -206,15 +206,13 @@ def chaos_batch(chaos, uids, caches, wanted, server=None):
         elif not chaos.kill(kind):
             continue
         chaos.events.append((at, kind))
-        give_manual_ones_a_recipe(chaos, uids)
     launched(chaos, runs)
 
     def settled():
-        chaos.feed_prompts(uids)
-        give_manual_ones_a_recipe(chaos, uids)
-        return all(chaos.state(u) in FINAL for u in uids)
+        states = chaos.look(uids)
+        return all(states.get(u) in FINAL for u in uids)
     try:
-        wait_for(settled, timeout=420, interval=0.5, what="every OUS Delivered or ProcessingProblem")
+        wait_for(settled, timeout=420, interval=1.0, what="every OUS Delivered or ProcessingProblem")
     finally:
         print("events:", chaos.events)
         print("states:", {u: chaos.state(u) for u in uids})
@@ -234,7 +232,7 @@ def at_rest(chaos):
         claimed, left = chaos.messages(status="claimed"), chaos.unexplained()
         assert not claimed and not left, ([(m["selector"], m.get("consumedBy")) for m in claimed], left)
         return True
-    wait_for(settled, timeout=120, interval=0.5, what="no message claimed, none unconsumed but replies "
+    wait_for(settled, timeout=120, interval=1.0, what="no message claimed, none unconsumed but replies "
              "to killed callers")
 
 
