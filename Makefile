@@ -26,11 +26,23 @@ prerequisites:
 	  echo "note: ssh is missing (apt-get install openssh-client); only a cache on another host needs it"; \
 	exit $$missing
 
+# The demo needs only the runtime packages; the test and bench extras come
+# with `make test` and `make bench`, so a first `make demo` does not wait for
+# them. pip and npm are quiet for long stretches, so a line every 10 s says
+# the step is still at work.
+TICKING = ( while sleep 10; do echo "   ... still at work"; done ) & ticker=$$!;
+TICKED  = status=$$?; kill $$ticker; exit $$status
+PIP     = $(BIN)/pip install --progress-bar off
+
 $(VENV)/.installed: pyproject.toml
 	@echo "== Python packages into $(VENV)/ (pip, about half a minute)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e '.[test]'
+	@$(TICKING) $(PIP) -e . ; $(TICKED)
+	touch $@
+
+$(VENV)/.test: $(VENV)/.installed
+	@echo "== the test tools (pytest, selenium) into $(VENV)/"
+	@$(TICKING) $(PIP) -e '.[test]' ; $(TICKED)
 	touch $@
 
 # Optional packages are left out: PouchDB Server's sqlite3 back end (compiled
@@ -38,7 +50,7 @@ $(VENV)/.installed: pyproject.toml
 # its prebuilt binary, is a dependency of ours in package.json, so not optional.
 node_modules/.installed: package.json package-lock.json
 	@echo "== the embedded server, PouchDB Server, into node_modules/ (npm ci, about 15 s)"
-	npm ci --omit=optional --no-audit --no-fund --loglevel=error
+	@$(TICKING) npm ci --omit=optional --no-audit --no-fund --loglevel=error; $(TICKED)
 	touch $@
 
 server: install          ## start PouchDB Server, or Apache CouchDB from DRAWS_COUCHDB_RELEASE (no-op if one answers)
@@ -48,7 +60,7 @@ stop:                    ## stop the server started by `make server` (and nothin
 	$(BIN)/python -m draws server stop
 
 # On Apache CouchDB: make test DRAWS_TEST_SERVER=couchdb DRAWS_COUCHDB_RELEASE=/path/to/unpacked/release
-test: install            ## the whole test suite (starts its own servers: PouchDB Server by default)
+test: install $(VENV)/.test ## the whole test suite (starts its own servers: PouchDB Server by default)
 	$(BIN)/python -m pytest
 
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000
@@ -60,8 +72,9 @@ bench: install $(VENV)/.bench  ## measurements; writes BENCHMARKS.md and docs/be
 bench-scale: install $(VENV)/.bench  ## costs against the history (N = 0, 5,000, 50,000 OUSs; long): BENCHMARKS.md, docs/bench-scale.png
 	$(BIN)/python tools/bench_scale.py
 
-$(VENV)/.bench: pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+$(VENV)/.bench: $(VENV)/.installed
+	@echo "== the test tools and matplotlib (for the pictures) into $(VENV)/"
+	@$(TICKING) $(PIP) -e '.[test,bench]' ; $(TICKED)
 	touch $@
 
 clean: stop
