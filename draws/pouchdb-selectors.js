@@ -79,23 +79,22 @@ function mentions(value, operators) {
   });
 }
 
-function fieldWith(path, operators) {
-  const clause = {};
-  clause[path] = operators;
-  return clause;
+// {KEY: VALUE}
+function one(key, value) {
+  const object = {};
+  object[key] = value;
+  return object;
 }
 
 // The clause that gives OPERATOR (with VALUE) on PATH the meaning it has in
 // CouchDB, or null where PouchDB's own has it.
 function couchDBOperator(path, operator, value) {
   if (operator === "$ne") {
-    return fieldWith(path, { $ne: value, $exists: true });
+    return one(path, { $ne: value, $exists: true });
   }
   const nullListed = Array.isArray(value) && value.indexOf(null) >= 0;
   if ((operator === "$in" && nullListed) || (operator === "$nin" && Array.isArray(value) && !nullListed)) {
-    const plain = {};
-    plain[operator] = value;
-    return { $or: [fieldWith(path, plain), fieldWith(path, { $type: "null" })] };
+    return { $or: [one(path, one(operator, value)), one(path, { $type: "null" })] };
   }
   return null;
 }
@@ -111,9 +110,7 @@ function operatorClauses(path, operators, negated) {
     const value = operators[operator];
     let clause = couchDBOperator(path, operator, value);
     if (negated && operator !== "$exists") {
-      const alone = {};
-      alone[operator] = value;
-      clause = { $or: [clause || fieldWith(path, alone), fieldWith(path, { $exists: false })] };
+      clause = { $or: [clause || one(path, one(operator, value)), one(path, { $exists: false })] };
     }
     if (clause) {
       clauses.push(clause);
@@ -122,7 +119,7 @@ function operatorClauses(path, operators, negated) {
     }
   });
   if (Object.keys(plain).length > 0) {
-    clauses.unshift(fieldWith(path, plain));
+    clauses.unshift(one(path, plain));
   }
   return clauses;
 }
@@ -138,9 +135,7 @@ function fieldClauses(path, condition, negated) {
     const value = condition[key];
     if (key === "$or" || key === "$nor") {
       const inner = key === "$nor" ? !negated : negated;
-      const clause = {};
-      clause[key] = list(key, value).map(function (c) { return allOf(fieldClauses(path, c, inner)); });
-      clauses.push(clause);
+      clauses.push(one(key, list(key, value).map(function (c) { return allOf(fieldClauses(path, c, inner)); })));
     } else if (key === "$and") {
       list(key, value).forEach(function (c) { clauses.push.apply(clauses, fieldClauses(path, c, negated)); });
     } else if (key === "$not") {
@@ -185,15 +180,13 @@ function lift(selector, negated) {
     const value = selector[key];
     if (key === "$or" || key === "$nor") {
       const inner = key === "$nor" ? !negated : negated;
-      const clause = {};
-      clause[key] = list(key, value).map(function (s) { return lift(s, inner); });
-      clauses.push(clause);
+      clauses.push(one(key, list(key, value).map(function (s) { return lift(s, inner); })));
     } else if (key === "$and") {
       list(key, value).forEach(function (s) { clauses.push(lift(s, negated)); });
     } else if (key === "$not") {
       clauses.push({ $not: lift(value, !negated) });
     } else if (key.charAt(0) === "$") {
-      clauses.push(fieldWith(key, value));
+      clauses.push(one(key, value));
     } else {
       clauses.push.apply(clauses, fieldClauses(key, value, negated));
     }
