@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from draws import products, shapes, tables
 from draws.archive import Delivery, Metadata, Ngas, Reports
+from draws.ids import doc_id
 from draws.timestamps import parse_timestamp
 from draws.ous import EXECUTIVE_FLAG, STATES, encode_uid
 
@@ -256,12 +257,14 @@ class Views:
 
     def _products(self, uid, run, delivered):
         """The OUS's products (expected from its latest RUN, recorded, DELIVERED) and their NGAS copy."""
-        recorded = {d["_id"] for d in Metadata(self.server).for_ous(uid)}
         delivered = set(names(delivered))
         expected = set()
         if run:
             expected = set(products.product_names(uid, run))
             expected.add(products.weblog_name(uid, run))
+        # A record's id is its file's name with "_" for ":" (spec §2): show the name.
+        by_id = {doc_id(name): name for name in expected | delivered}
+        recorded = {by_id.get(doc_id(d["_id"]), d["_id"]) for d in Metadata(self.server).for_ous(uid)}
         ngas = Ngas(self.server)
         rows = []
         for name in sorted(expected | recorded | delivered)[:PRODUCTS_CAP]:

@@ -5,12 +5,13 @@ after a crash) never duplicates a record.
 """
 
 import base64
+import binascii
 import hashlib
 
-from . import shapes, tables
+from . import ids, shapes, tables
 from .recent import Recent
 from .timestamps import timestamp
-from .exceptions import Conflict, NotFound
+from .exceptions import Conflict, InvalidRequest, NotFound
 from .ous import encode_uid
 
 ATTACHMENT = "content"
@@ -24,8 +25,20 @@ def _checked(table, doc):
     return doc if doc is not None and shapes.check(table, doc) is None else None
 
 
+def _decoded(doc):
+    """The bytes of an NGAS document in the original's form (base64 in encodedContents)."""
+    try:
+        return base64.b64decode(doc["encodedContents"], validate=True)
+    except (TypeError, ValueError, binascii.Error):
+        raise InvalidRequest(f"{doc['_id']}: encodedContents is not base64 text") from None
+
+
 class Ngas:
-    """NGAS: one document per archived file, its bytes as an attachment."""
+    """NGAS: one document per archived file, its bytes as an attachment.
+
+    The original's documents hold the bytes base64 in ``encodedContents``
+    with no checksum (spec §2): they count as archived files all the same.
+    """
 
     def __init__(self, server):
         self.db = server.db(tables.NGAS)
@@ -33,35 +46,53 @@ class Ngas:
     def archive(self, name, content, content_type="application/octet-stream"):
         """Store CONTENT as NAME; a file already stored with the same bytes is left alone."""
         digest = checksum(content)
-        doc = {"_id": name, "writeTimestamp": timestamp(), "size": len(content),
+        old = ids.get_old(self.db, name)
+        if old is not None and self.checksum_of(old) == digest:
+            return old
+        doc = {"_id": ids.doc_id(name), "writeTimestamp": timestamp(), "size": len(content),
                "checksum": digest,
                "_attachments": {ATTACHMENT: {"content_type": content_type,
                                              "data": base64.b64encode(content).decode()}}}
         try:
             return self.db.put(dict(doc))   # usually a new name: no need to look first
         except Conflict:
-            existing = self.db.get(name)
-        if existing.get("checksum") == digest and shapes.check(tables.NGAS, existing) is None:
+            existing = self.db.get(doc["_id"])
+        if self.checksum_of(existing) == digest:
             return existing   # (a refused document there is replaced by ours)
-        try:
+        try:   # a different file under that name: ours replaces it (and any encodedContents)
             return self.db.put(dict(doc, _rev=existing["_rev"]))
         except Conflict:  # stored meanwhile by another writer: same name, same product
-            return self.db.get(name)
+            return self.db.get(doc["_id"])
 
     def archive_file(self, path):
         return self.archive(path.name, path.read_bytes(),
                             "application/zip" if path.suffix == ".zip" else "application/octet-stream")
 
     def get(self, name):
-        """The document of file NAME; None if there is none or it is refused (malformed)."""
-        return _checked(tables.NGAS, self.db.get_or_none(name))
+        """The document of file NAME under either form of its id; None if there is none
+        or it is refused (malformed)."""
+        return _checked(tables.NGAS, ids.get(self.db, name))
 
     def content(self, name):
-        return self.db.get_attachment(name, ATTACHMENT)
+        """The bytes of file NAME; NotFound while they are not there."""
+        doc = self.get(name)
+        if doc is None:
+            raise NotFound(f"{name} is not in NGAS", 404)
+        if "encodedContents" in doc and ATTACHMENT not in (doc.get("_attachments") or {}):
+            return _decoded(doc)
+        return self.db.get_attachment(doc["_id"], ATTACHMENT)
+
+    @staticmethod
+    def checksum_of(doc):
+        """The checksum of an NGAS document's file: the stored one, else that of its
+        encodedContents (the original's form); None if it has neither or is refused."""
+        if _checked(tables.NGAS, doc) is None:
+            return None   # (its encodedContents, if any, is base64: the shape says so)
+        return doc["checksum"] if "encodedContents" not in doc else checksum(_decoded(doc))
 
     def holds(self, name, digest):
         doc = self.get(name)
-        return bool(doc) and doc.get("checksum") == digest
+        return bool(doc) and self.checksum_of(doc) == digest
 
 
 class Reports:
@@ -71,7 +102,11 @@ class Reports:
         self.db = server.db(tables.REPORTS)
 
     def store(self, ous_uid, run_timestamp, encoded_report, products_dir, source):
-        doc_id = f"{run_timestamp}.{encode_uid(ous_uid)}"
+        key = f"{run_timestamp}.{encode_uid(ous_uid)}"
+        stored = ids.get_old(self.db, key)
+        if stored is not None:
+            return stored   # the same run's report, stored by an earlier version
+        doc_id = ids.doc_id(key)
         doc = {"_id": doc_id, "ousUID": ous_uid, "timestamp": run_timestamp,
                "encodedReport": encoded_report, "productsDir": products_dir, "source": source}
         try:
@@ -100,15 +135,19 @@ class Metadata:
         self.db = server.db(tables.METADATA)
 
     def record(self, name, progid, ous_uid, run_timestamp):
-        doc = {"_id": name, "progID": progid, "ousUID": ous_uid, "timestamp": run_timestamp}
+        stored = ids.get_old(self.db, name)
+        if stored is not None:
+            return stored   # recorded by an earlier version
+        doc = {"_id": ids.doc_id(name), "progID": progid, "ousUID": ous_uid, "timestamp": run_timestamp}
         try:
             return self.db.put(doc)
         except Conflict:
-            return self.db.get(name)
+            return self.db.get(doc["_id"])
 
     def get(self, name):
-        """The record of product NAME; None if there is none or it is refused (malformed)."""
-        return _checked(tables.METADATA, self.db.get_or_none(name))
+        """The record of product NAME under either form of its id; None if there is none
+        or it is refused (malformed)."""
+        return _checked(tables.METADATA, ids.get(self.db, name))
 
     def for_ous(self, ous_uid):
         return shapes.well_formed(tables.METADATA, self.db.find({"ousUID": ous_uid}))
@@ -123,7 +162,7 @@ class Delivery:
 
     def get(self, ous_uid):
         """The OUS's delivery status; None if there is none or it is refused (malformed)."""
-        return _checked(tables.DELIVERY, self.db.get_or_none(encode_uid(ous_uid)))
+        return _checked(tables.DELIVERY, ids.get(self.db, encode_uid(ous_uid)))
 
     def start(self, progid, ous_uid):
         """Open (or reopen, for a new delivery) the OUS's delivery status."""

@@ -20,7 +20,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from . import shapes, tables
+from . import ids, shapes, tables
 from .exceptions import Conflict, CouchError, InvalidRequest
 from .feed import Feed
 from .timestamps import timestamp
@@ -77,7 +77,7 @@ class Bus:
         """
         check_selector(selector)
         if selector.endswith(".*"):
-            group = self.db.get_or_none(selector)
+            group = ids.get(self.db, selector)
             if group is None:
                 raise InvalidRequest(f"no group {selector!r}: define it before sending to it")
             why = shapes.check(tables.MSGQ, group)
@@ -109,7 +109,7 @@ class Bus:
     def new_message(self, selector, body, msgback_id=None):
         """The document of a message to SELECTOR (one member, not a group), unwritten."""
         created = timestamp()
-        doc = {"_id": f"{created}-{uuid.uuid4().hex}", "creationTimestamp": created,
+        doc = {"_id": ids.doc_id(f"{created}-{uuid.uuid4().hex}"), "creationTimestamp": created,
                "originIP": self.origin_ip, "selector": selector, "consumed": False,
                "body": body, "sentBy": self.identity}   # beyond the spec: which process sent it
         if msgback_id:
@@ -126,7 +126,7 @@ class Bus:
 
         def change(doc):
             doc["members"] = list(members)
-        return self.db.update(name, change, create=dict)
+        return self.db.update(ids.doc_id(name), change, create=dict)
 
     def feed(self):
         """This process's one feed of msgq, started on first use: its receivers and

@@ -65,6 +65,16 @@ class Settings:
                 raise ConfigError(f"{var} is not set: export {var}=... (see README.md)")
         return self
 
+    def site_of_cache(self, path):
+        """The site whose cache is at PATH (a path, as the original's Pipeline Driver
+        names its site in a report, spec §9), or None if no one site's is there."""
+        def where(location):   # user@host:path -> path (rsync's rule: a colon before any slash)
+            head, sep, tail = location.partition(":")
+            return tail if sep and "/" not in head else location
+        found = {site for site, location in self.caches.items()
+                 if os.path.normpath(where(location)) == os.path.normpath(path)}
+        return found.pop() if len(found) == 1 else None
+
     def delay(self, seconds):
         """A simulated wait, scaled by DRAWS_DELAY_SCALE."""
         return max(0.0, seconds * self.delay_scale)

@@ -36,6 +36,7 @@ from .bus import Bus
 from .config import Settings
 from .couch import Database
 from .exceptions import DrawsError, NotFound
+from .ids import doc_id
 from .ous import PIPELINE_RECIPES, STATES, StatusTable
 from .products import product_names, products_dir, weblog_name, weblog_stem
 from .receiver import Message
@@ -62,7 +63,7 @@ def populate_scale(server, uid, ouss=1000, messages=10000):
                               for s in STATES[:1 + i % len(STATES)]]}
                  for i in range(ouss)])
     for start in range(0, messages, 1000):
-        msgq.bulk([{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
+        msgq.bulk([{"_id": doc_id(f"{now}-{uuid.uuid4().hex}"), "creationTimestamp": now, "originIP": "127.0.0.1",
                     "selector": ("xtss", "ingest.JAO", "cached.EU")[n % 3], "consumed": n % 40 != 0,
                     "status": None if n % 40 == 0 else ("failed" if n % 99 == 0 else "done"),
                     "error": "InvalidRequest: bad body" if n % 99 == 0 else None,
@@ -75,7 +76,7 @@ def fill_consumed(server, count, batch=2000):
     db = server.db(tables.MSGQ)
     now = timestamp()
     for start in range(0, count, batch):
-        docs = [{"_id": f"{now}-{uuid.uuid4().hex}", "creationTimestamp": now, "originIP": "127.0.0.1",
+        docs = [{"_id": doc_id(f"{now}-{uuid.uuid4().hex}"), "creationTimestamp": now, "originIP": "127.0.0.1",
                  "selector": "bench.old", "consumed": True, "status": "done", "body": {"n": start + i}}
                 for i in range(min(batch, count - start))]
         db.bulk(docs)

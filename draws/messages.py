@@ -238,14 +238,23 @@ def report(uid, run_timestamp, source, xml, products_dir, assignment=None):
          "report": base64.b64encode(xml).decode(), "productsDir": products_dir}, assignment)
 
 
-def check_report(body):
-    """The body, once each of its fields is checked."""
+def check_report(body, site_of_cache=lambda path: None):
+    """The body, once each of its fields is checked.
+
+    The original's Pipeline Driver names its site by its cache's path
+    (spec §9): SITE_OF_CACHE(path) gives the site, which replaces it.
+    """
     fields(body, "a Pipeline report message", "ousUID", "timestamp", "source", "report", "productsDir")
     check_uid(body["ousUID"])
     check_timestamp(body["timestamp"])
     check_name(body["productsDir"])
-    if body["source"] not in LOCATIONS:
-        raise InvalidRequest(f"source {show(body['source'])} is not a location (one of {', '.join(LOCATIONS)})")
+    source = body["source"]
+    if source not in LOCATIONS:
+        site = site_of_cache(source) if isinstance(source, str) and source else None
+        if site is None:
+            raise InvalidRequest(f"source {show(source)} is not a location (one of "
+                                 f"{', '.join(LOCATIONS)}) nor the cache of one (DRAWS_<LOCATION>_CACHE)")
+        body = dict(body, source=site)
     try:
         base64.b64decode(body["report"], validate=True)
     except (TypeError, ValueError, binascii.Error):

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 
-from . import shapes, tables
+from . import ids, shapes, tables
 from .exceptions import CouchError, DrawsError
 from .ous import Refused
 from .receiver import LEASE_SECONDS
@@ -46,7 +46,7 @@ def outbox(bus, step, pairs):
     for index, (selector, body) in enumerate(pairs):
         doc = bus.new_message(selector, body)
         digest = hashlib.sha256(f"{step}/{index}".encode()).hexdigest()[:32]
-        doc["_id"] = f"{doc['creationTimestamp']}-{digest}"
+        doc["_id"] = ids.doc_id(f"{doc['creationTimestamp']}-{digest}")
         docs.append(doc)
     return docs
 

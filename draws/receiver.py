@@ -37,6 +37,7 @@ from . import presence
 from .bus import is_message, pattern_regex
 from . import shapes, tables
 from .exceptions import Conflict, CouchError, DrawsError, InvalidRequest, NotFound
+from .ids import doc_id
 from .ous import show
 from .timestamps import at, parse_timestamp, timestamp
 
@@ -261,7 +262,8 @@ class Receiver:
             log.error("could not mark message %s failed: %s", show(doc["_id"]), exc)
 
     def _dispatch(self):
-        for mid in sorted(self._candidates):   # ids start with the creation time
+        # Ids start with the creation time (":" or "_" in it, by the version that wrote it).
+        for mid in sorted(self._candidates, key=doc_id):
             if len(self._busy) >= self.concurrency or self._stop.is_set():
                 return
             doc = self._candidates.pop(mid)

@@ -24,8 +24,19 @@ from .timestamps import at
 log = logging.getLogger("draws.retention")
 
 
+def _age_mark(doc):
+    """When a message was last of use: its handling time (ours, UTC), else its creation
+    time, which the original wrote in local time (spec §2). Hours off at worst, and
+    only for messages the original's receivers took."""
+    mark = doc.get("handledAt")
+    if not isinstance(mark, str):
+        mark = doc.get("creationTimestamp")
+    return mark if isinstance(mark, str) else "\uffff"   # no time at all: never old
+
+
 def purge(db, older_than_seconds, batch=1000):
-    """Delete handled ("done") messages created more than OLDER_THAN_SECONDS ago.
+    """Delete handled ("done") messages handled (or, if we cannot tell, created) more
+    than OLDER_THAN_SECONDS ago.
 
     Unconsumed, claimed and failed messages stay, whatever their age: they
     still matter to someone. Returns the number deleted.
@@ -44,8 +55,7 @@ def purge(db, older_than_seconds, batch=1000):
         doomed = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True}
                   for d in (r.get("doc") or {} for r in rows)
                   if is_message(d) and d.get("consumed") and d.get("status", "done") == "done"
-                  and not d.get("_conflicts")
-                  and isinstance(d.get("creationTimestamp"), str) and d["creationTimestamp"] < cutoff]
+                  and not d.get("_conflicts") and _age_mark(d) < cutoff]
         if doomed:
             # A message changed meanwhile (a conflict) is left for the next round.
             deleted += sum(1 for r in db.bulk(doomed) if "error" not in r)

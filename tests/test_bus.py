@@ -40,7 +40,8 @@ def test_message_has_the_spec_shape(bus, server):
     assert doc["selector"] == "some.selector"
     assert doc["consumed"] is False
     assert doc["body"] == {"a": 1}
-    assert mid.startswith(doc["creationTimestamp"] + "-")
+    # The id is the creation time with "_" for ":" (spec §2), as the original writes it.
+    assert mid.startswith(doc["creationTimestamp"].replace(":", "_") + "-") and ":" not in mid
     assert len(mid.split("-")[-1]) == 32
     assert doc["originIP"]
     assert "msgbackID" not in doc

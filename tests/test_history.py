@@ -12,6 +12,7 @@ from draws.actors.cleaner import clear_all
 from draws.archive import checksum
 from draws.exceptions import DrawsError
 from draws.history import generate, uid_of
+from draws.ids import doc_id
 from draws.ous import encode_uid, file_uid
 from draws.timestamps import timestamp
 from support import wait_for
@@ -107,8 +108,10 @@ def test_a_generated_ous_is_one_that_went_through_the_life_cycle(actors, server)
     assert (ous["state"], ous["substate"], ous["flags"]) == ("Delivered", None, {})
     assert [h["timestamp"] for h in ous["history"]] == sorted(h["timestamp"] for h in ous["history"])
     (delivery,) = made[tables.DELIVERY]
-    assert delivery["complete"] and delivery["dataProducts"] == sorted(
+    # A record's id is its file's name with "_" for ":" (spec §2), as everywhere made and real.
+    assert delivery["complete"] and sorted(doc_id(n) for n in delivery["dataProducts"]) == sorted(
         d["_id"] for d in made[tables.METADATA])
+    assert not [d["_id"] for docs in (made, real) for name in tables.ALL for d in docs[name] if ":" in d["_id"]]
     ngas = server.db(tables.NGAS)
     for doc in made[tables.NGAS]:
         content = ngas.get_attachment(doc["_id"], "content")

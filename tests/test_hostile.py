@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from draws import products, shapes, tables
+from draws import ids, products, shapes, tables
 from draws.actors.cleaner import clear_all
 from draws.archive import Reports
 from draws.bus import Bus
@@ -79,7 +79,7 @@ class HostileSite(Fleet):
         docs = [self.status.get(DONE), self.status.get(IDLE), self.server.db(tables.DELIVERY).get(encode_uid(DONE))]
         docs += self.server.db(tables.REPORTS).find({"ousUID": DONE})
         docs += self.server.db(tables.METADATA).find({"ousUID": DONE})
-        docs += [self.server.db(tables.NGAS).get(name) for name in done_products]
+        docs += [self.server.db(tables.NGAS).get(ids.doc_id(name)) for name in done_products]
         return {d["_id"]: d["_rev"] for d in docs}
 
     def db(self, table):
@@ -151,7 +151,8 @@ def report_thread_answers(site):
 
 # Each row: (id, table, write(site) -> doc id, text in the reason, the actor that reads and logs it
 # (None: no actor reads it), check(site) -> truthy when nothing was done with it, beyond the
-# forged documents themselves staying as written).
+# forged documents themselves staying as written). An OUS ReadyForProcessing without a recipe
+# is read by the AQUA Batch Helper itself, from the table (as the original's does, spec §9).
 
 def forged_message(selector, body, **fields):
     def write(site):
@@ -239,7 +240,7 @@ ROWS = [
      "attempts", "ingestor", known_untouched),
     ("ous-without-entityId", tables.STATUS,
      forged_doc(tables.STATUS, ous("uid://X1/X1/Xnoent1", entityId=..., substate=None)),
-     "no entityId", "xtss", None),
+     "no entityId", "batch-helper", None),
     ("ous-without-entityId-with-recipe", tables.STATUS,
      forged_doc(tables.STATUS, ous("uid://X1/X1/Xnoent2", entityId=...)),
      "no entityId", "xtss", None),
@@ -258,12 +259,12 @@ ROWS = [
      "substate", None, None),
     ("ous-html-progid", tables.STATUS,
      forged_doc(tables.STATUS, ous("uid://X1/X1/Xhtml", progID="<script>alert(1)</script>", substate="")),
-     "progID", "xtss", None),
+     "progID", "batch-helper", None),
     ("ous-state-123", tables.STATUS, forged_doc(tables.STATUS, ous("uid://X1/X1/X123", state=123)),
      "state", None, None),
     ("ous-flags-not-object", tables.STATUS,
      forged_doc(tables.STATUS, ous("uid://X1/X1/Xflags", flags="EU", substate="")),
-     "flags", "xtss", lambda site: xtss_refuses_to_change(site, "uid://X1/X1/Xflags")),
+     "flags", "batch-helper", lambda site: xtss_refuses_to_change(site, "uid://X1/X1/Xflags")),
     ("delivery-dataProducts-5", tables.DELIVERY,
      write_ingested("uid://X1/X1/Xdp5", tables.DELIVERY, delivery=delivery("uid://X1/X1/Xdp5", 5)),
      "dataProducts", "tracker", not_delivered("uid://X1/X1/Xdp5")),

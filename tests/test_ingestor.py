@@ -3,6 +3,7 @@
 from draws.archive import Delivery, Metadata, Ngas, checksum
 from draws.bus import Bus
 from draws.feed import Feed
+from draws.ids import doc_id
 from draws.ous import StatusTable
 from draws.products import product_names, products_dir, products_path
 from support import wait_for
@@ -62,14 +63,15 @@ def test_ingests_once_even_when_told_twice(server, actors, env, tmp_path):
     ous = status.get(uid)
     assert (ous["state"], ous["substate"]) == ("DeliveryInProgress", "ProductsIngested")
     assert [h["substate"] for h in ous["history"]][-8:] == SUBSTATES * 2
-    assert server.db("ngas").ids() == sorted(contents)
+    # Stored under the ids the original looks them up by: "_" for ":" (spec §2, §9).
+    assert server.db("ngas").ids() == sorted(doc_id(name) for name in contents)
     for name, content in contents.items():
         doc = ngas.get(name)
         assert doc["_rev"] == revs[name]            # not rewritten by the second message
         assert (doc["size"], doc["checksum"]) == (len(content), checksum(content))
         assert ngas.content(name) == content
     meta = Metadata(server).for_ous(uid)
-    assert sorted(m["_id"] for m in meta) == sorted(contents)
+    assert sorted(m["_id"] for m in meta) == sorted(doc_id(name) for name in contents)
     assert {(m["progID"], m["timestamp"]) for m in meta} == {(PROG, RUN)}
     delivery = Delivery(server).get(uid)
     assert delivery["complete"] is True and delivery["dataProducts"] == sorted(contents)

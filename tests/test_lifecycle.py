@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from draws import products, tables
+from draws.archive import Ngas
 from draws.ous import EXECUTIVE_FLAG, StatusTable
 from support import free_port, wait_for
 
@@ -81,7 +82,7 @@ def assert_delivered(site, uid, reports=1):
     assert delivery["complete"] is True and len(delivery["dataProducts"]) == 5
     latest = max(report, key=lambda r: r["timestamp"])
     assert delivery["dataProducts"] == sorted(products.product_names(uid, latest["timestamp"]))
-    ngas = site.server.db(tables.NGAS)
+    ngas = Ngas(site.server)   # looks a file up by its name, whatever the form of its id
     for name in delivery["dataProducts"] + [products.weblog_name(uid, latest["timestamp"])]:
         assert ngas.get(name)["size"] > 0
     assert len(site.server.db(tables.METADATA).find({"ousUID": uid})) == 5

@@ -44,7 +44,7 @@ def test_pass_stores_the_report_then_verifies_and_asks_for_ingestion(server, act
     Bus(server, "test").send("pipeline.report.JAO", report(uid))
     wait_for(lambda: Reports(server).latest(uid), 30, what="the report stored")
     stored = Reports(server).latest(uid)
-    assert stored["_id"] == f"{RUN1}.uid___X1_X1_Xb0"
+    assert stored["_id"] == "2018-07-24T09_49_20.902.uid___X1_X1_Xb0"   # "_" for ":" (spec §2)
     assert Reports.decode(stored) == xml(uid, RUN1) and stored["source"] == "EU"
 
     qa2.write(f"\n{uid}\n")

@@ -8,6 +8,7 @@ from draws.timestamps import timestamp
 from draws.exceptions import RemoteError
 from draws.ous import Refused, StatusTable
 from draws.xtss import XtssClient
+from original import OriginalXtss, launch, ous_id
 from support import wait_for
 
 UID = "uid://X1/X1/Xb0"
@@ -141,3 +142,39 @@ def test_a_handwritten_request_in_the_spec_shape_is_served(xtss, server):
     reply = wait_for(lambda: server.db("msgq").find({"selector": "b" * 32}), what="the reply")
     assert reply[0]["body"] == 201
     assert StatusTable(server).get(UID)["state"] == "Processing"
+
+
+def test_our_refusals_keep_the_steps_guarded(xtss):
+    xtss.transition(UID, "s1", ["ReadyForProcessing"], "Processing", assign="EU")
+    with pytest.raises(Refused):   # a lost race
+        xtss.transition(UID, "s2", ["ReadyForProcessing"], "Processing", assign="NA")
+    with pytest.raises(RemoteError, match="state"):   # a bad request
+        xtss.transition(UID, "s3", ["Nowhere"], "Delivered")
+    assert xtss.guarded
+
+
+def test_beside_the_original_xtss_a_step_is_done_with_plain_operations(server, caplog):
+    """The original's XTSS (tests/original.py) does not know 'transition': one WARNING, then
+    plain operations, the state after the executive and substate, the messages last."""
+    launch(server, "2015.1.00657.S", UID)
+    double = OriginalXtss(server).start()
+    bus = Bus(server, actor="test")
+    client = XtssClient(bus, timeout=30)
+    body = {"progID": "2015.1.00657.S", "ousUID": UID, "recipe": "PipelineImaging", "assignment": "a1"}
+    try:
+        with caplog.at_level("WARNING", logger="draws.xtss"):
+            client.transition(UID, "a1", ["ReadyForProcessing"], "Processing", assign="EU",
+                              substate="PipelineImaging", messages=[["pipeline.process.EU", body]])
+            client.transition(UID, "a1.run", ["Processing"], "ReadyForReview", assignment="a1")
+            assert client.renew(UID, "r1", 30) == 201
+    finally:
+        double.stop()
+        bus.close()
+    assert [(b["operation"], b.get("value")) for b in double.served] == [
+        ("transition", None), ("set-exec", "EU"), ("set-substate", "PipelineImaging"),
+        ("set-state", "Processing"), ("set-state", "ReadyForReview")]
+    assert len([r for r in caplog.records if "lacks guarded transitions" in r.getMessage()]) == 1
+    (sent,) = server.db("msgq").find({"selector": "pipeline.process.EU"})
+    assert sent["body"] == body
+    doc = server.db("status-entities").get(ous_id(UID))
+    assert doc["state"] == "ReadyForReview" and doc["flags"] == {"PL_PROCESSING_EXECUTIVE": "EU"}

@@ -28,6 +28,7 @@ from draws.actors.cleaner import clear_all
 from draws.actors.launcher import Launcher
 from draws.bus import Bus
 from draws.config import Settings, load as load_settings
+from draws.ids import doc_id
 from draws.couch import Server
 from draws.feed import Feed
 from draws.history import fill_consumed, populate_scale
@@ -443,7 +444,7 @@ def purge_effect(bench):
         return 1000 * (time.perf_counter() - t0)
     # Some messages that must stay: unconsumed and failed.
     now = timestamp()
-    db.bulk([{"_id": f"{now}-keep-{i}", "creationTimestamp": now, "selector": "bench.keep",
+    db.bulk([{"_id": doc_id(f"{now}-keep-{i}"), "creationTimestamp": now, "selector": "bench.keep",
               "consumed": i % 2 == 0, "status": "failed" if i % 2 == 0 else None, "body": {}}
              for i in range(20)])
     before = db.info()["doc_count"]

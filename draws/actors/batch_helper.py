@@ -6,7 +6,7 @@ choices repeatable.
 """
 
 from .. import tables
-from ..ous import RECIPES, Refused
+from ..ous import RECIPES, Refused, StatusTable
 from ..owners import new_step
 from ..watch import Trigger
 
@@ -17,9 +17,12 @@ class BatchHelper:
     def __init__(self, ctx):
         self.ctx = ctx
         self.rng = ctx.settings.rng("aqua-batch-helper")
+        self.status = StatusTable(ctx.server)
 
     def give_recipes(self):
-        for ous in self.ctx.xtss.ask_ouss(STATE, "^$"):   # a null substate counts as ""
+        # Read from the table, as the original's helper does: the original's XTSS
+        # matches substates with a Mango $regex, which never finds a null one (spec §9).
+        for ous in self.status.find(STATE, "^$"):   # null or ""
             recipe = self.rng.choice(RECIPES)
             try:   # guarded: a recipe someone gave it meanwhile stays
                 self.ctx.xtss.transition(ous["entityId"], new_step(), [STATE], fromSubstate=[None],

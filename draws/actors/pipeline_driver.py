@@ -59,9 +59,11 @@ class PipelineDriver:
         ctx, uid = self.ctx, self.uid
 
         def ours(doc):
+            # No assignment recorded: the original's XTSS, which keeps none, moved it (our
+            # XTSS would refuse the result of a run that is not the OUS's, see finish()).
             return doc is not None and doc.get("state") == "Processing" and \
                 (doc.get("flags") or {}).get(EXECUTIVE_FLAG) in (None, ctx.settings.location) and \
-                self.assignment in (None, (doc.get("assignment") or {}).get("id"))
+                (self.assignment is None or (doc.get("assignment") or {}).get("id") in (None, self.assignment))
         # The local table (a replica at an ARC) usually knows; when it does not
         # agree, it may lag behind msgq's replication, so XTSS has the last word.
         try:

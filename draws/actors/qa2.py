@@ -56,11 +56,12 @@ class Qa2:
 
     # -- the background part
     def store(self, message):
-        body = messages.check_report(message.body)
+        body = messages.check_report(message.body, self.ctx.settings.site_of_cache)
         self.reports.store(body["ousUID"], body["timestamp"], body["report"],
                            body["productsDir"], body["source"])
-        self.ctx.log.info("stored the Pipeline report of %s (run %s at %s)",
-                          body["ousUID"], body["timestamp"], body["source"])
+        self.ctx.log.info("stored the Pipeline report of %s (run %s at %s%s)",
+                          body["ousUID"], body["timestamp"], body["source"],
+                          "" if body is message.body else f", whose cache {message.body['source']} is")
 
     def listen(self):
         return Receiver(self.ctx.bus, messages.REPORT_SELECTOR, self.store, concurrency=2).start()

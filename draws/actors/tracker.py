@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import tables
 from ..archive import Delivery, Metadata, Ngas, checksum
 from ..cache import within
-from ..exceptions import NotFound
+from ..exceptions import InvalidRequest, NotFound
 from ..ous import Refused, StatusTable
 from ..owners import new_step
 from ..products import products_dir, products_path
@@ -79,7 +79,9 @@ class Tracker:
             content = local.read_bytes() if local else self.ngas.content(name)
         except NotFound:
             return f"{name}: its bytes are not in NGAS yet"
-        if checksum(content) != doc.get("checksum"):
+        except InvalidRequest as exc:
+            return str(exc)
+        if checksum(content) != self.ngas.checksum_of(doc):
             return f"{name}: NGAS checksum differs from {'the cached file' if local else 'its bytes'}"
         return None
 
