@@ -163,11 +163,13 @@ class StatusTable:
     def transition(self, uid, t):
         """Guarded transition T of UID (fields: see messages.check_transition), in one
         update on the revision read: Refused when the OUS is not where T expects it; a
-        step already done (T's ``step`` is the document's) changes nothing. T's
+        step already done (T's ``step`` is the document's, or in its history by T's asker:
+        a request asked again once the OUS moved on) changes nothing. T's
         ``messages`` (documents, ids fixed) become the OUS's outbox. Returns the document."""
         def edit(doc):
-            if doc.get("step") == t["step"]:
-                return False   # done already: a request asked again
+            if doc.get("step") == t["step"] or any(
+                    h.get("step") == t["step"] and h.get("by") == t.get("by") for h in doc.get("history") or []):
+                return False   # done already: a request asked again (maybe once the OUS moved on)
             _guard(uid, doc, t)
             _apply(doc, t)
         return self._change(uid, edit)
@@ -303,7 +305,7 @@ def _apply(doc, t):
     substate = t["substate"] if "substate" in t else (None if state == "Delivered" else doc.get("substate"))
     for passed in t.get("through", ()):
         _record(doc, passed, substate, t.get("by"))
-    _record(doc, state, substate, t.get("by"), t.get("reason"))
+    _record(doc, state, substate, t.get("by"), t.get("reason"), t["step"])
     messages = t.get("messages") or []
     if messages:
         doc["outbox"] = {"step": t["step"], "sent": False, "messages": messages}
@@ -321,7 +323,7 @@ def _apply(doc, t):
     doc["step"] = t["step"]
 
 
-def _record(doc, state, substate, by=None, reason=None):
+def _record(doc, state, substate, by=None, reason=None, step=None):
     now = timestamp()
     doc.update(state=state, substate=substate, timestamp=now)
     entry = {"state": state, "substate": substate, "timestamp": now}
@@ -329,4 +331,6 @@ def _record(doc, state, substate, by=None, reason=None):
         entry["by"] = by
     if reason:
         entry["reason"] = reason
+    if step:   # so that a step asked again after the OUS moved on is known as done
+        entry["step"] = step
     doc.setdefault("history", []).append(entry)

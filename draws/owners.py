@@ -11,7 +11,9 @@ sending them afterwards can be repeated and never doubles, so a crash
 between the update and the send loses nothing.
 
 The reconciler (run by XTSS, every third of a lease) sends an outbox a
-crash left unsent; an OUS whose request ended (done or failed) or vanished
+crash left unsent: one still unsent a lease after its messages were made
+(sooner, it would race the writer's own send, which follows its write at
+once); an OUS whose request ended (done or failed) or vanished
 while the OUS stayed goes to ``ProcessingProblem`` with the reason in
 ``problem``; a review whose lease ran out goes back to ``ReadyForReview``.
 Each move is a guarded transition (two XTSS may both run it) and a WARNING.
@@ -52,25 +54,37 @@ def outbox(bus, step, pairs):
 
 
 def send_outbox(msgq, status, doc):
-    """Send the messages of DOC's last step unless known sent; True if it sent them."""
+    """Send the messages of DOC's last step unless known sent; how many it wrote (those
+    already there, sent before by someone else, are not counted)."""
     box = doc.get("outbox") or {}
     if not box.get("messages") or box.get("sent"):
-        return False
+        return 0
+    written = 0
     for message, result in zip(box["messages"], msgq.bulk([dict(m) for m in box["messages"]])):
         if result.get("error") not in (None, "conflict"):   # conflict: sent before
             raise CouchError(f"could not send to {message['selector']}: {result.get('reason')}")
+        written += result.get("error") is None
     status.mark_sent(doc["entityId"], box["step"])
-    return True
+    return written
+
+
+def overdue(box, grace, now):
+    """Is the unsent outbox BOX older than GRACE s (its writer gone before sending it)?"""
+    try:
+        return parse_timestamp(box["messages"][0]["creationTimestamp"]) + grace <= now
+    except (IndexError, KeyError, TypeError, ValueError):   # not stamped by our writers
+        return True
 
 
 class Reconciler:
     """Finds OUSs whose owner is gone and re-drives them (see the module's doc)."""
 
-    def __init__(self, status, msgq, identity, interval=INTERVAL):
+    def __init__(self, status, msgq, identity, interval=INTERVAL, grace=LEASE_SECONDS):
         self.status = status
         self.msgq = msgq
         self.identity = identity
         self.interval = interval
+        self.grace = grace   # an outbox younger than this is its writer's to send
         self._stop = threading.Event()
 
     def start(self):
@@ -93,10 +107,16 @@ class Reconciler:
         done = []
         # (A forged document's outbox must not make us send its messages.)
         for doc in shapes.well_formed(tables.STATUS, self.status.db.find({"outbox.sent": False})):
-            if send_outbox(self.msgq, self.status, doc):
-                log.warning("%s: sent the %d message(s) of its step %s, left unsent by a crash",
-                            doc["entityId"], len(doc["outbox"]["messages"]), doc["outbox"]["step"])
-                done.append((doc["entityId"], "sent"))
+            uid, box = doc["entityId"], doc["outbox"]
+            if not overdue(box, self.grace, time.time()):
+                continue
+            sent = send_outbox(self.msgq, self.status, doc)
+            if sent:
+                log.warning("%s: sent %d message(s) of its step %s, left unsent by a crash",
+                            uid, sent, box["step"])
+                done.append((uid, "sent"))
+            else:   # its writer sent them, then stopped (or was slow) before saying so
+                log.debug("%s: the messages of its step %s were sent already", uid, box["step"])
         for state in ("Processing", "DeliveryInProgress"):
             for doc in self.status.find(state):
                 reason = self._request_gone(doc)

@@ -14,7 +14,7 @@ from draws import tables
 from draws.couch import split_credentials
 from draws.timestamps import timestamp
 from draws.ous import EXECUTIVE_FLAG, STATES, StatusTable, encode_uid
-from support import free_port, wait_for
+from support import free_port, once, wait_for
 from test_dashboard import PROGID, delivered_ous
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -152,6 +152,7 @@ def layout_at(browser, url, width, height, mobile):
     return browser.execute_script(LAYOUT, "#columns, #lifecycle")
 
 
+@once
 @pytest.mark.parametrize("width, height, mobile", [(1280, 900, False), (1920, 1080, False), (390, 844, True)])
 def test_every_column_fits_without_sideways_scrolling(server, browser, dashboard_url, width, height, mobile):
     delivered_ous(server)

@@ -104,9 +104,12 @@ class Fleet:
     def unexplained(self):
         """Unconsumed messages, except RPC replies to a caller killed while it waited:
         nobody is left to take those (its restarted self asks again)."""
+        unconsumed = self.messages(consumed=False)
+        if not unconsumed:
+            return []   # (and no need to read every request)
         requested = {m["msgbackID"]: m for m in self.server.db(tables.MSGQ).find({"selector": "xtss"})}
         left = []
-        for m in self.messages(consumed=False):
+        for m in unconsumed:
             caller = requested.get(m["selector"], {}).get("sentBy", "")
             if not caller or int(caller.rsplit(":", 1)[-1]) not in self.killed:
                 left.append((m["selector"], m.get("sentBy"), m.get("body")))

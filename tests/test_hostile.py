@@ -38,7 +38,7 @@ from draws.ous import StatusTable, encode_uid
 from draws.exceptions import RemoteError
 from draws.timestamps import timestamp
 from draws.xtss import XtssClient
-from support import Actors, site_env, wait_for
+from support import Actors, once, site_env, wait_for
 from test_faults import Fleet
 from test_lifecycle import assert_cached, assert_delivered
 
@@ -483,6 +483,7 @@ def fuzz_doc(rng, table, n):
     return doc
 
 
+@once
 def test_fuzz_random_documents_into_every_table(site):
     seed = int(os.environ.get("DRAWS_FUZZ_SEED") or random.randrange(1_000_000))
     print(f"fuzz seed {seed} (DRAWS_FUZZ_SEED={seed} repeats this run)")

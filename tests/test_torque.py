@@ -92,3 +92,24 @@ def test_killing_torque_kills_its_drivers_and_pipelines(env, server, actors):
         for pid in session_processes(torque.pid):   # leave no orphan behind if they did not
             os.kill(pid, signal.SIGKILL)
     assert StatusTable(server).get(uid)["state"] == "Processing"   # for a redelivery to finish
+
+
+def test_a_driver_killed_after_xtss_took_its_result_leaves_its_request_done(env, server, actors):
+    """Killed between asking XTSS for ReadyForReview and hearing back: its run stands,
+    so its request is done, not failed (a failed request beside a reviewed run would
+    say two things)."""
+    uid = "uid://X1/X1/Xk2"
+    torque = actors.start("torque-maui.py")
+    assert actors.run("launcher.py", PROGID, uid, RECIPE, "JAO").returncode == 0
+    msgq = server.db("msgq")
+    # No XTSS yet: the driver's request for ReadyForReview waits in msgq.
+    (request,) = wait_for(lambda: msgq.find({"consumed": False, "selector": "xtss", "body.ousUID": uid}),
+                          60, what="the driver's request to XTSS")
+    os.kill(int(request["sentBy"].rsplit(":", 1)[1]), signal.SIGKILL)
+    actors.start("xtss.py")
+    (process,) = msgq.find({"selector": "pipeline.process.JAO", "body.ousUID": uid})
+    done = wait_for(lambda: handled(server, process["_id"]), 90, what="the Pipeline request handled")
+    assert done["status"] == "done", done.get("error")
+    assert StatusTable(server).get(uid)["state"] == "ReadyForReview"
+    assert "status -9 after XTSS recorded its run" in torque.log()
+    assert torque.alive()

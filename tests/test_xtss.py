@@ -113,6 +113,25 @@ def test_a_guarded_transition_is_done_once_and_a_second_is_told_who_moved_the_ou
     assert [h["state"] for h in status.get(UID)["history"]] == ["ReadyForProcessing", "Processing"]
 
 
+def test_a_step_asked_again_once_the_ous_moved_on_is_known_as_done(server):
+    """A driver's result, done by an XTSS that died before replying, asked again (as the
+    interrupted RPC is) once the OUS is already further: done, not refused as stale (the
+    driver would then remove the products of the run that was delivered)."""
+    status = StatusTable(server)
+    status.reset("2015.1.00657.S", UID, "PipelineCalibration")
+    status.transition(UID, {"step": "a1", "by": "dra@h:1", "from": ["ReadyForProcessing"], "to": "Processing",
+                            "assign": "EU"})
+    run = {"step": "a1.run", "by": "pipeline-driver@h:2", "from": ["Processing"], "to": "ReadyForReview",
+           "assignment": "a1"}
+    status.transition(UID, run)
+    status.transition(UID, {"step": "r1", "by": "aqua-qa2@h:3", "from": ["ReadyForReview"], "to": "Reviewing"})
+    assert status.transition(UID, run)["state"] == "Reviewing"   # the same asker: done already
+    with pytest.raises(Refused, match="not Processing"):            # another driver of that assignment
+        status.transition(UID, dict(run, by="pipeline-driver@h:4"))
+    assert [h["state"] for h in status.get(UID)["history"]] == \
+        ["ReadyForProcessing", "Processing", "ReadyForReview", "Reviewing"]
+
+
 def test_the_reconciler_sends_what_a_crash_left_in_the_outbox_once(actors, server):
     """XTSS killed between the guarded write and the send: the next one sends it."""
     from draws.owners import outbox
@@ -125,11 +144,42 @@ def test_the_reconciler_sends_what_a_crash_left_in_the_outbox_once(actors, serve
                             "assign": "EU", "messages": docs})
     assert server.db("msgq").find({"selector": "pipeline.process.EU"}) == []
     xtss = actors.start("xtss.py")
-    sent = wait_for(lambda: server.db("msgq").find({"selector": "pipeline.process.EU"}), timeout=30,
+    # Overdue a lease after it was written; the reconciler looks every third of one.
+    sent = wait_for(lambda: server.db("msgq").find({"selector": "pipeline.process.EU"}), timeout=90,
                     what="the request sent by the reconciler")
     assert [m["_id"] for m in sent] == [docs[0]["_id"]]
     wait_for(lambda: status.get(UID)["outbox"].get("sent"), what="the outbox marked sent")
     assert "left unsent by a crash" in xtss.log()
+    bus.close()
+
+
+def written_and_sent_not_yet_marked(server, bus, step):
+    """An OUS just moved to Processing by a writer that has sent its request but not yet
+    marked its outbox sent: the moment a reconciler's round can fall into."""
+    from draws.owners import outbox
+    status = StatusTable(server)
+    status.reset("2015.1.00657.S", UID, "PipelineCalibration")
+    body = {"progID": "2015.1.00657.S", "ousUID": UID, "recipe": "PipelineCalibration", "assignment": step}
+    docs = outbox(bus, step, [("pipeline.process.EU", body)])
+    status.transition(UID, {"step": step, "from": ["ReadyForProcessing"], "to": "Processing",
+                            "assign": "EU", "messages": docs})
+    bus.db.bulk([dict(m) for m in docs])
+    return status
+
+
+@pytest.mark.parametrize("grace", [None, 0])
+def test_the_reconciler_racing_a_normal_send_does_not_report_a_crash(server, caplog, grace):
+    """A young outbox is its writer's to send (left alone); an overdue one already sent is
+    marked sent, at most a DEBUG line: no "left unsent by a crash" when nothing crashed."""
+    from draws.owners import Reconciler
+    bus = Bus(server, actor="test")
+    status = written_and_sent_not_yet_marked(server, bus, "a7")
+    options = {} if grace is None else {"grace": grace}
+    with caplog.at_level("DEBUG", logger="draws.owners"):
+        assert Reconciler(status, bus.db, "test", **options).reconcile() == []
+    assert not [r for r in caplog.records if r.levelname != "DEBUG"], caplog.text
+    assert status.get(UID)["outbox"].get("sent") is (grace == 0)   # young: still its writer's
+    assert len(server.db("msgq").find({"selector": "pipeline.process.EU"})) == 1
     bus.close()
 
 

@@ -6,13 +6,16 @@ renewing the message's lease meanwhile), and further requests stay
 unclaimed in ``msgq`` until a slot frees, so none is lost.
 """
 
+import socket
 import subprocess
 import sys
+import time
 
 from .. import messages
 from ..children import spawn
-from ..exceptions import DrawsError
-from ..receiver import Receiver
+from ..exceptions import DrawsError, InvalidRequest
+from ..ous import StatusTable
+from ..receiver import LEASE_SECONDS, Receiver
 from .pipeline_driver import command
 
 DRIVER_ERROR = "pipeline-driver: error: "   # how run_main says the driver's error
@@ -35,10 +38,30 @@ class Torque:
             if line.startswith(DRIVER_ERROR):
                 why = line[len(DRIVER_ERROR):].strip()
         status = driver.wait()
-        if status != 0:
+        if status == 0:
+            self.ctx.log.info("the Pipeline Driver for %s is done", uid)
+        elif assignment and self.run_recorded(uid, driver.pid):
+            self.ctx.log.warning("the Pipeline Driver for %s ended with status %d after XTSS recorded its "
+                                 "run (ReadyForReview): the request is done", uid, status)
+        else:
             raise DrawsError(f"the Pipeline Driver for {uid} failed: {why}" if why else
                              f"the Pipeline Driver for {uid} exited with status {status}")
-        self.ctx.log.info("the Pipeline Driver for %s is done", uid)
+
+    def run_recorded(self, uid, pid):
+        """True if the dead driver PID's run made UID ReadyForReview: killed after it asked
+        XTSS for that, its result stands (failing its request would contradict it). Its
+        last request may still be on its way: first wait (two leases at most) for XTSS."""
+        driver = f"pipeline-driver@{socket.gethostname()}:{pid}"
+        msgq = self.ctx.bus.db
+        deadline = time.monotonic() + 2 * LEASE_SECONDS
+        while (msgq.find({"consumed": False, "sentBy": driver}) or msgq.find({"status": "claimed", "sentBy": driver})) \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+        try:
+            doc = StatusTable(self.ctx.server).get_or_none(uid) or {}
+        except InvalidRequest:   # refused for its shape (and logged): nothing recorded that we can trust
+            return False
+        return any(e.get("by") == driver and e.get("state") == "ReadyForReview" for e in doc.get("history") or [])
 
     def run(self):
         """Run drivers for requests as they come; never returns."""
