@@ -12,11 +12,13 @@ skips what is not for it (see :mod:`draws.feed` for why CouchDB does not
 filter it).
 """
 
+import logging
 import os
 import re
 import socket
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from . import ids, shapes, tables
 from .exceptions import Conflict, CouchError, InvalidRequest
@@ -24,6 +26,10 @@ from .feed import Feed
 from .timestamps import timestamp
 
 SELECTOR_RE = shapes.SELECTOR_RE
+
+log = logging.getLogger("draws.bus")
+
+LATER_WRITES_WAIT = 30.0   # seconds close() waits for the writes left to do
 
 
 def _origin_ip():
@@ -60,6 +66,8 @@ class Bus:
         self.origin_ip = _origin_ip()
         self.identity = f"{actor}@{socket.gethostname()}:{os.getpid()}"
         self._feed = None        # msgq's changes, followed from the first need on
+        self._writer = None      # writes nobody waits for (write_later), from the first on
+        self._pending = set()
         self._lock = threading.Lock()
 
     def send(self, selector, body, msgback_id=None):
@@ -128,13 +136,40 @@ class Bus:
                 self._feed = Feed(self.db, name=f"msgq-{self.actor}", on_lost=self._tables_lost).start()
             return self._feed
 
+    def write_later(self, doc):
+        """Write DOC to msgq in the background, in order, for a caller that need not wait
+        for it (e.g. a reply it has read, marked consumed). close(), and the process's
+        normal exit, wait for what is left."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"msgq-writes-{self.actor}")
+            future = self._writer.submit(self._put_quietly, doc)
+            self._pending.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future):
+        with self._lock:
+            self._pending.discard(future)
+
+    def _put_quietly(self, doc):
+        try:
+            self.db.put(doc)
+        except Conflict:
+            pass   # our own retried write landed
+        except CouchError as exc:
+            log.warning("could not write message %s: %s", doc["_id"], exc)
+
     def _tables_lost(self):
         """msgq lost its data: so did the server's other tables, most likely. Make them
         again (idempotent: every actor does it when it notices)."""
         tables.ensure(self.db.server)
 
     def close(self):
-        """Stop following msgq (receivers of this bus stop hearing of new messages)."""
+        """Stop following msgq (receivers of this bus stop hearing of new messages),
+        once the writes left to do (write_later) are done."""
+        with self._lock:
+            pending = list(self._pending)
+        wait(pending, timeout=LATER_WRITES_WAIT)
         with self._lock:
             if self._feed is not None:
                 self._feed.stop()

@@ -1,13 +1,21 @@
-// Field-level $or, $and, $nor and $not in Mango selectors, for PouchDB Server.
+// Mango selectors in PouchDB Server answered as Apache CouchDB 3.3 answers them.
 //
-// Apache CouchDB accepts a combination operator under a field, as the
-// original mockup's AQUA Batch Helper sends it:
-//   {"state": "ReadyForProcessing", "substate": {"$or": [{"$eq": null}, {"$eq": ""}]}}
-// PouchDB Server 4.2.0 answers 400 `unknown operator "$or"`: it knows these
-// operators only at the level of a selector. `liftCombinations` rewrites a
-// selector into the same condition with each of them lifted to that level:
-//   {"state": "ReadyForProcessing", "$or": [{"substate": {"$eq": null}}, {"substate": {"$eq": ""}}]}
-// A selector without one is returned unchanged.
+// 1. Field-level $or, $and, $nor and $not. Apache CouchDB accepts a
+//    combination operator under a field, as the original mockup's AQUA Batch
+//    Helper sends it:
+//      {"state": "ReadyForProcessing", "substate": {"$or": [{"$eq": null}, {"$eq": ""}]}}
+//    PouchDB Server 4.2.0 answers 400 `unknown operator "$or"`: it knows these
+//    operators only at the level of a selector. `asOnCouchDB` rewrites a
+//    selector into the same condition with each of them lifted to that level:
+//      {"state": "ReadyForProcessing", "$or": [{"substate": {"$eq": null}}, {"substate": {"$eq": ""}}]}
+// 2. Negations. CouchDB pushes $not and $nor down to the fields they negate
+//    ({"$not": {"f": {"$eq": 1}}} is {"f": {"$ne": 1}}), and a condition on a
+//    field a document lacks never holds (but {"$exists": false}): so a
+//    negated condition, and $ne, hold only where the field exists. PouchDB
+//    negates the whole clause, and its $ne holds where the field is missing.
+// 3. $in and $nin treat a null value as a value in CouchDB; PouchDB's never
+//    hold on null.
+// A selector that needs none of this is returned unchanged.
 //
 // PouchDB evaluates nested $or/$nor/$not faithfully, but it "merges" the
 // clauses of an $and with shortcuts that are not always equivalent and it
@@ -61,35 +69,86 @@ function hasFieldCombination(selector, underField) {
   });
 }
 
+// True when one of the operators OPERATORS is a key anywhere in VALUE.
+function mentions(value, operators) {
+  if (Array.isArray(value)) {
+    return value.some(function (item) { return mentions(item, operators); });
+  }
+  return isObject(value) && Object.keys(value).some(function (key) {
+    return operators.indexOf(key) >= 0 || mentions(value[key], operators);
+  });
+}
+
+// {KEY: VALUE}
+function one(key, value) {
+  const object = {};
+  object[key] = value;
+  return object;
+}
+
+// The clause that gives OPERATOR (with VALUE) on PATH the meaning it has in
+// CouchDB, or null where PouchDB's own has it.
+function couchDBOperator(path, operator, value) {
+  if (operator === "$ne") {
+    return one(path, { $ne: value, $exists: true });
+  }
+  const nullListed = Array.isArray(value) && value.indexOf(null) >= 0;
+  if ((operator === "$in" && nullListed) || (operator === "$nin" && Array.isArray(value) && !nullListed)) {
+    return { $or: [one(path, one(operator, value)), one(path, { $type: "null" })] };
+  }
+  return null;
+}
+
+// The clauses, all of which must hold, that put the operators OPERATORS on
+// the field PATH. NEGATED: they stand under an odd number of $not and $nor,
+// and each (but $exists) is made to hold where the field is missing, so that
+// its negation holds only where the field exists, as in CouchDB.
+function operatorClauses(path, operators, negated) {
+  const plain = {};
+  const clauses = [];
+  Object.keys(operators).forEach(function (operator) {
+    const value = operators[operator];
+    let clause = couchDBOperator(path, operator, value);
+    if (negated && operator !== "$exists") {
+      clause = { $or: [clause || one(path, one(operator, value)), one(path, { $exists: false })] };
+    }
+    if (clause) {
+      clauses.push(clause);
+    } else {
+      plain[operator] = value;
+    }
+  });
+  if (Object.keys(plain).length > 0) {
+    clauses.unshift(one(path, plain));
+  }
+  return clauses;
+}
+
 // The clauses, all of which must hold, that put CONDITION on the field PATH.
-function fieldClauses(path, condition) {
-  const field = {};
+function fieldClauses(path, condition, negated) {
   if (!isObject(condition) || Object.keys(condition).length === 0) {
-    field[path] = { $eq: condition };
-    return [field];
+    return operatorClauses(path, { $eq: condition }, negated);
   }
   const clauses = [];
   const operators = {};
   Object.keys(condition).forEach(function (key) {
     const value = condition[key];
     if (key === "$or" || key === "$nor") {
-      const clause = {};
-      clause[key] = list(key, value).map(function (c) { return allOf(fieldClauses(path, c)); });
-      clauses.push(clause);
+      const inner = key === "$nor" ? !negated : negated;
+      clauses.push(one(key, list(key, value).map(function (c) { return allOf(fieldClauses(path, c, inner)); })));
     } else if (key === "$and") {
-      list(key, value).forEach(function (c) { clauses.push.apply(clauses, fieldClauses(path, c)); });
+      list(key, value).forEach(function (c) { clauses.push.apply(clauses, fieldClauses(path, c, negated)); });
     } else if (key === "$not") {
-      clauses.push({ $not: allOf(fieldClauses(path, value)) });
+      clauses.push({ $not: allOf(fieldClauses(path, value, !negated)) });
     } else if (key.charAt(0) === "$") {
       operators[key] = value;
     } else {   // a sub-field: {"a": {"b": ...}} is "a.b"
       const sub = path + "." + key.replace(/([.$])/g, "\\$1");
-      clauses.push.apply(clauses, fieldClauses(sub, value));
+      clauses.push.apply(clauses, fieldClauses(sub, value, negated));
     }
   });
   if (Object.keys(operators).length > 0) {
-    field[path] = operators;
-    clauses.unshift(field);
+    clauses.unshift.apply(clauses, operatorClauses(path, operators, negated));
   }
   return clauses;
 }
@@ -112,7 +171,7 @@ function allOf(clauses) {
   return { $nor: clauses.map(function (clause) { return { $nor: [clause] }; }) };
 }
 
-function lift(selector) {
+function lift(selector, negated) {
   if (!isObject(selector)) {
     return selector;
   }
@@ -120,19 +179,16 @@ function lift(selector) {
   Object.keys(selector).forEach(function (key) {
     const value = selector[key];
     if (key === "$or" || key === "$nor") {
-      const clause = {};
-      clause[key] = list(key, value).map(lift);
-      clauses.push(clause);
+      const inner = key === "$nor" ? !negated : negated;
+      clauses.push(one(key, list(key, value).map(function (s) { return lift(s, inner); })));
     } else if (key === "$and") {
-      list(key, value).forEach(function (s) { clauses.push(lift(s)); });
+      list(key, value).forEach(function (s) { clauses.push(lift(s, negated)); });
     } else if (key === "$not") {
-      clauses.push({ $not: lift(value) });
+      clauses.push({ $not: lift(value, !negated) });
     } else if (key.charAt(0) === "$") {
-      const clause = {};
-      clause[key] = value;
-      clauses.push(clause);
+      clauses.push(one(key, value));
     } else {
-      clauses.push.apply(clauses, fieldClauses(key, value));
+      clauses.push.apply(clauses, fieldClauses(key, value, negated));
     }
   });
   return allOf(clauses);
@@ -158,8 +214,11 @@ function listNestedOperands(selector, nested) {
   return selector;
 }
 
-function liftCombinations(selector) {
-  return hasFieldCombination(selector, false) ? lift(selector) : selector;
+// SELECTOR as PouchDB must read it to answer as CouchDB (see the top).
+function asOnCouchDB(selector) {
+  const needed = hasFieldCombination(selector, false) ||
+    mentions(selector, ["$not", "$nor", "$ne", "$in", "$nin"]);
+  return needed ? lift(selector, false) : selector;
 }
 
-module.exports = { liftCombinations: liftCombinations, listNestedOperands: listNestedOperands };
+module.exports = { asOnCouchDB: asOnCouchDB, listNestedOperands: listNestedOperands };

@@ -11,10 +11,11 @@
 //    on disk (an lstat of each): a tenth of the server's time on a GET.
 //    Here databases do not report their size on disk (nothing in DRAWS
 //    reads it; CouchDB's "sizes" are simply absent).
-// 3. A Mango selector may put $or, $and, $nor or $not under a field, as
-//    CouchDB allows and the original mockup's AQUA Batch Helper does
-//    (PouchDB Server answered 400 "unknown operator"), and $ne or $regex
-//    under a top-level $or works: see pouchdb-selectors.js.
+// 3. Mango selectors are answered as CouchDB 3.3 answers them: $or, $and,
+//    $nor or $not under a field, as the original mockup's AQUA Batch Helper
+//    sends them (PouchDB Server answered 400 "unknown operator"), negations
+//    and $ne hold only where the field exists, and $ne or $regex under a
+//    top-level $or works: see pouchdb-selectors.js.
 // 4. With an admin configured, every request without valid credentials
 //    but `GET /` gets 401 (PouchDB Server answered _find, _bulk_get,
 //    _all_dbs, _utils ... to anyone), and a refused request can no longer
@@ -94,12 +95,12 @@ function endFeedsOnHangUp(handler) {
   };
 }
 
-// Lifts $or & co. out of fields before PouchDB reads the selector.
-function acceptFieldCombinations(handler) {
+// Has PouchDB read the selector as CouchDB does.
+function selectorAsOnCouchDB(handler) {
   return function (req, res, next) {
     if (req.body && req.body.selector) {
       try {
-        req.body.selector = selectors.liftCombinations(req.body.selector);
+        req.body.selector = selectors.asOnCouchDB(req.body.selector);
       } catch (err) {
         return utils.sendError(res, err, 400);
       }
@@ -216,7 +217,7 @@ patchModule(path.join("routes", "authentication.js"), function (addAuthenticatio
 });
 wrapRoutes("changes.js", endFeedsOnHangUp);
 wrapRoutes("find.js", function (handler, route) {
-  return /\/_(find|explain)$/.test(route) ? acceptFieldCombinations(handler) : handler;
+  return /\/_(find|explain)$/.test(route) ? selectorAsOnCouchDB(handler) : handler;
 });
 
 const countFile = process.env.DRAWS_REQUEST_COUNT_FILE;

@@ -1,7 +1,8 @@
 """RPC over the bus, both sides: a request carries ``msgbackID``; the reply goes to it.
 
 The caller (:func:`call`) listens on a fresh reply selector before it sends
-the request, then waits for the one reply (:class:`Reply`); the executor
+the request, then waits for the one reply (:class:`Reply`), which it marks
+consumed without waiting for that write (nobody else takes it); the executor
 (:class:`Executor`) is a receiver whose handler's result is the reply, sent
 with the request's outcome in one write.
 """
@@ -75,10 +76,8 @@ class Reply:
             return None
         doc.update(consumed=True, status="done", consumedBy=self.bus.identity,
                    consumedAt=timestamp(), handledAt=timestamp())
-        try:
-            self.bus.db.put(doc)
-        except Conflict:
-            pass  # only we listen on a reply selector; a retried write already landed
+        # Only we listen on a reply selector: the caller need not wait for the mark.
+        self.bus.write_later(doc)
         return Message.from_doc(doc)
 
     def _unread(self):

@@ -205,7 +205,7 @@ def test_a_reply_is_found_even_when_the_feed_has_stopped(bus, server):
     Bus(server, actor="other").send("reply.sel", {"answer": 42})
     got = expected.take(timeout=20, patience=0.5)
     assert got is not None and got.body == {"answer": 42}
-    assert server.db("msgq").get(got.id)["consumed"] is True
+    wait_for(lambda: server.db("msgq").get(got.id)["consumed"] is True, what="the reply marked consumed")
 
 
 # -- a handler slot is freed whatever happens to its message (issue 13)

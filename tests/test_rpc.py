@@ -7,6 +7,7 @@ import pytest
 from draws import rpc
 from draws.bus import Bus
 from draws.exceptions import InvalidRequest, RPCTimeout
+from support import wait_for
 
 
 @pytest.fixture
@@ -23,12 +24,15 @@ def test_call_gets_the_reply(bus):
         assert rpc.call(bus, "echo", [1, 2], timeout=20) == {"echo": [1, 2]}
     finally:
         executor.stop()
-    # Each request was marked handled, and its reply consumed by us.
-    docs = [r["doc"] for r in bus.db.all_docs(include_docs="true")["rows"]]
-    requests = [d for d in docs if d.get("selector") == "echo"]
-    replies = [d for d in docs if d.get("selector") in {r["msgbackID"] for r in requests}]
-    assert len(requests) == 2 and all(d["status"] == "done" for d in requests)
-    assert len(replies) == 2 and all(d["consumed"] and d["status"] == "done" for d in replies)
+    # Each request was marked handled, and its reply consumed by us (a mark the
+    # caller does not wait for).
+    def marked():
+        docs = [r["doc"] for r in bus.db.all_docs(include_docs="true")["rows"]]
+        requests = [d for d in docs if d.get("selector") == "echo"]
+        replies = [d for d in docs if d.get("selector") in {r["msgbackID"] for r in requests}]
+        return (len(requests) == 2 and all(d["status"] == "done" for d in requests)
+                and len(replies) == 2 and all(d["consumed"] and d["status"] == "done" for d in replies))
+    wait_for(marked, timeout=20, what="both requests done and both replies consumed")
 
 
 def test_only_a_request_can_be_answered(bus):
@@ -63,7 +67,6 @@ def test_a_request_without_msgbackid_is_marked_failed(bus, server):
     executor = rpc.Executor(bus, "svc", lambda body: 1).start()
     try:
         (mid,) = bus.send("svc", {"no": "reply address"})
-        from support import wait_for
         doc = wait_for(lambda: (lambda d: d if d.get("status") == "failed" else None)(
             server.db("msgq").get(mid)), what="failed mark")
         assert "msgbackID" in doc["error"]

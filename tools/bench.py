@@ -184,6 +184,19 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def group_cpu_seconds(pgid):
+    """User + system CPU seconds so far of the processes of group PGID (a server and its helpers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue   # ended meanwhile
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
 def proc_memory_mb(pid):
     """(VmRSS, VmHWM) of PID in MB (/proc/<pid>/status)."""
     values = {}
@@ -347,7 +360,11 @@ def side_by_side(release, count, timeout=300):
                 for b in benches:
                     click.echo(f"{measure} on {b.kind} (load {loadavg():.1f}) ...")
                     r[b.kind]["loads"].append(loadavg())
+                    cpu = group_cpu_seconds(b.server_proc.pid)
                     r[b.kind][measure] = summary(run(b))
+                    # The server's CPU per hop or call: what a loaded machine multiplies.
+                    r[b.kind][measure]["server_cpu_ms"] = (
+                        1000 * (group_cpu_seconds(b.server_proc.pid) - cpu) / r[b.kind][measure]["n"])
             for b in benches:
                 click.echo(f"{count} OUSs on {b.kind} (load {loadavg():.1f}) ...")
                 r[b.kind]["loads"].append(loadavg())
@@ -773,7 +790,9 @@ def servers_section(s, why_not=None):
         f"{s['count']} OUSs on each after a one-OUS warm-up). 1-minute load average before the hop, "
         f"the RPC, and before and after the life cycle: {loads} (above 2 the figures are pessimistic, "
         "and more so for whichever server met the heavier moment; well above 2 they measure the "
-        "machine more than the servers: rerun on a quiet one).",
+        "machine more than the servers: rerun on a quiet one). Server CPU: user + system CPU of the "
+        "server's processes over the hop or RPC measure, per message or call (a loaded machine's "
+        "wait grows with it).",
         "",
         "| measure | PouchDB Server | Apache CouchDB | CouchDB ÷ PouchDB | goal | met |",
         "|---|---|---|---|---|---|",
@@ -789,6 +808,11 @@ def servers_section(s, why_not=None):
                  f"{_ok(rpc_ratio <= 1.25)} / {_ok(couch['rpc']['p50'] <= 25)} |")
     lines.append(f"| XTSS RPC p99 (ms) | {pouch['rpc']['p99']:.1f} | {couch['rpc']['p99']:.1f} | "
                  f"{couch['rpc']['p99'] / pouch['rpc']['p99']:.2f} | ≤ 80 ms | {_ok(couch['rpc']['p99'] <= 80)} |")
+    for measure, what in (("hop", "bus hop"), ("rpc", "XTSS RPC")):
+        if "server_cpu_ms" in pouch[measure]:
+            p_cpu, c_cpu = pouch[measure]["server_cpu_ms"], couch[measure]["server_cpu_ms"]
+            lines.append(f"| server CPU per {what} (ms) | {p_cpu:.1f} | {c_cpu:.1f} | "
+                         f"{c_cpu / p_cpu:.2f} | | |")
 
     def wall(v):
         return f"{v:.1f}" if isinstance(v, float) else "not all Delivered"
