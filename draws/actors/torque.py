@@ -54,8 +54,8 @@ class Torque:
         driver = f"pipeline-driver@{socket.gethostname()}:{pid}"
         msgq = self.ctx.bus.db
         deadline = time.monotonic() + 2 * LEASE_SECONDS
-        while (msgq.find({"consumed": False, "sentBy": driver}) or msgq.find({"status": "claimed", "sentBy": driver})) \
-                and time.monotonic() < deadline:
+        in_flight = {"sentBy": driver, "$or": [{"consumed": False}, {"status": "claimed"}]}
+        while msgq.find(in_flight) and time.monotonic() < deadline:
             time.sleep(0.5)
         try:
             doc = StatusTable(self.ctx.server).get_or_none(uid) or {}
