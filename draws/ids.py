@@ -15,23 +15,16 @@ def doc_id(key):
 
 def old_id(key):
     """The id an earlier version of this project gave KEY, when it differs from doc_id(KEY)."""
-    return key if doc_id(key) != key else None
-
-
-def forms(key):
-    """Every id the document for KEY may have, the current one first."""
-    return (doc_id(key),) + ((key,) if old_id(key) else ())
+    return key if ":" in key else None
 
 
 def get(db, key):
     """The document for KEY under either form of its id, or None."""
-    for form in forms(key):
-        doc = db.get_or_none(form)
-        if doc is not None:
-            return doc
-    return None
+    doc = db.get_or_none(doc_id(key))
+    return doc if doc is not None else get_old(db, key)
 
 
 def get_old(db, key):
     """The document an earlier version stored for KEY under its old id, or None."""
-    return db.get_or_none(old_id(key)) if old_id(key) else None
+    old = old_id(key)
+    return db.get_or_none(old) if old else None
