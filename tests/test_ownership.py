@@ -16,7 +16,7 @@ import time
 from draws import tables
 from draws.ous import StatusTable
 from support import ROOT, wait_for
-from test_faults import Fleet, children
+from test_faults import Fleet
 from test_lifecycle import PROG, assert_delivered, refresh_until, site  # noqa: F401 (fixture)
 
 RECIPE = "PipelineCalibration"
@@ -182,7 +182,9 @@ def test_a_forced_relaunch_while_the_pipeline_runs_is_reported_once(site, actors
     site.torque.kill()
     torque = actors.start("torque-maui.py", env=slow, name="torque-slow")
     site.launch(uid, RECIPE, "EU")
-    wait_for(lambda: children(torque.pid), what="a Pipeline Driver running")
+    # Forced only once the Pipeline itself runs: a driver that has not started it
+    # yet just finds the OUS no longer Processing, and nothing is interrupted.
+    wait_for(lambda: "processing " + uid in torque.log(), what="the Pipeline running")
     forced = actors.run("launcher.py", "--force", PROG, uid, RECIPE, env=site.jao)
     assert forced.returncode == 0, forced.stderr
     site.wait_state(uid, "Delivered", timeout=180)
