@@ -8,6 +8,7 @@ change in the table they read, so N browsers cost one query per change.
 
 import collections
 import datetime
+import itertools
 import re
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
@@ -93,8 +94,8 @@ class Views:
                         self.at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in queries])))
 
     # -- what the pages read: the status table by state, the bus, the newest rows of the others
-    def _status_queries(self, *newest):
-        """The OUSs of every live state, the table's total, and the NEWEST (limit, skip) of the done state.
+    def _status_queries(self, newest=COLUMN_CAP):
+        """The OUSs of every live state, the table's total, and the NEWEST of the done state.
 
         The live states hold today's work and are read whole, with one range
         of the state index. Delivered grows with the history, so only its
@@ -102,11 +103,9 @@ class Views:
         the table's documents less the live ones.
         """
         db = self.server.db(tables.STATUS)
-        queries = [("live", tables.STATUS, self._live),
-                   ("status-total", tables.STATUS, lambda: count_docs(db))]
-        queries += [(f"newest:{n}:{skip}", tables.STATUS, lambda n=n, skip=skip: self._newest_done(n, skip))
-                    for n, skip in newest]
-        return queries
+        return [("live", tables.STATUS, self._live),
+                ("status-total", tables.STATUS, lambda: count_docs(db)),
+                (f"newest:{newest}", tables.STATUS, lambda: self._done_page(newest))]
 
     def _live(self):
         """{state: its OUSs, newest first} of every state but Delivered (an odd one too)."""
@@ -115,21 +114,41 @@ class Views:
         for doc in docs:
             by_state.setdefault(str(doc.get("state")), []).append(ous_row(doc))
         for rows in by_state.values():
-            rows.sort(key=lambda r: str(r["timestamp"] or ""), reverse=True)
+            rows.sort(key=_live_order, reverse=True)
         return by_state
 
-    def _newest_done(self, limit, skip=0):
-        docs = self.server.db(tables.STATUS).find(
-            {"state": DONE, "timestamp": {"$gt": None}}, sort=[{"state": "desc"}, {"timestamp": "desc"}],
-            limit=limit, skip=skip or None, fields=OUS_FIELDS)
-        return [ous_row(d) for d in docs]
+    def _done_page(self, limit, older=None, newer=None):
+        """LIMIT Delivered OUSs, newest first: the newest, or those just OLDER or NEWER than a bookmark.
+
+        A bookmark is a row's [timestamp, id]: a page is one range of the
+        state-time index, however deep (never a skip). OUSs of the same time
+        are ordered by id here (the servers' own orders of ties differ), so
+        the answer is read on until the ties it shows are all in it.
+        """
+        mark = older or newer
+        selector = {"state": DONE, "timestamp": {"$gt": None}}
+        if mark:
+            selector["timestamp"] = {"$lte" if older else "$gte": mark[0]}
+        direction = "asc" if newer else "desc"
+        fetch = limit + 1
+        while True:
+            docs = self.server.db(tables.STATUS).find(
+                selector, sort=[{"state": direction}, {"timestamp": direction}], limit=fetch, fields=OUS_FIELDS)
+            docs = _ties_by_id(docs, reverse=not newer)
+            rows = [d for d in docs if not mark or d.get("timestamp") != mark[0]
+                    or (d.get("_id") < mark[1] if older else d.get("_id") > mark[1])]
+            if len(docs) < fetch or (len(rows) >= limit and rows[limit - 1].get("timestamp") != docs[-1].get("timestamp")):
+                break
+            fetch *= 4   # the last time shown may have more OUSs than were read
+        rows = [ous_row(d) for d in rows[:limit]]
+        return rows[::-1] if newer else rows
 
     def _by_state(self, found, newest):
         """{state: (count, newest OUSs)} in life-cycle order (odd states last), from the status queries."""
         live = found["live"]
         by_state = {s: (len(rows), rows) for s, rows in live.items()}
         by_state[DONE] = (max(0, found["status-total"] - sum(len(rows) for rows in live.values())),
-                          found[f"newest:{newest[0]}:{newest[1]}"])
+                          found[f"newest:{newest}"])
         return {s: by_state.pop(s) for s in STATES} | by_state
 
     def _bus_queries(self):
@@ -156,7 +175,7 @@ class Views:
 
     # -- the overview page
     def overview(self):
-        newest = (COLUMN_CAP, 0)
+        newest = COLUMN_CAP
         found = self._read(self._status_queries(newest) + self._bus_queries() + self._table_queries())
         by_state = self._by_state(found, newest)
         bus = _bus(found)
@@ -173,15 +192,25 @@ class Views:
         return clipped(data)
 
     # -- one state's OUSs, paged
-    def state(self, state, page=1):
-        page = max(1, page)
-        newest = (PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        count, rows = self._by_state(self._read(self._status_queries(newest)), newest)[state]
-        pages = max(1, -(-count // PAGE_SIZE))
+    def state(self, state, older=None, newer=None):
+        """A page of STATE's OUSs, newest first: the newest, or those OLDER or NEWER than a bookmark.
+
+        The page's first and last rows' bookmarks are the links to the newer
+        and the older page (None where there is none). Delivered is read a page
+        at a time through its index; the live states, read whole anyway, are
+        paged in memory in the same order.
+        """
+        found = self._read(self._status_queries(PAGE_SIZE + 1))
+        count, rows = self._by_state(found, PAGE_SIZE + 1)[state]
         if state != DONE:
-            page = min(page, pages)
-            rows = rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
-        return clipped({"state": state, "count": count, "page": page, "pages": pages, "ouss": rows})
+            rows = _live_page(rows, PAGE_SIZE + 1, older, newer)
+        elif older or newer:   # (not cached: a bookmark may be any row of the history)
+            rows = self._done_page(PAGE_SIZE + 1, older, newer)
+        more = len(rows) > PAGE_SIZE   # one row more than a page: there is another page that way
+        rows = rows[1:] if newer and more else rows[:PAGE_SIZE]
+        return clipped({"state": state, "count": count, "ouss": rows,
+                        "newer": bookmark(rows[0]) if rows and (older or newer and more) else None,
+                        "older": bookmark(rows[-1]) if rows and (newer or more) else None})
 
     # -- the bus page
     def bus(self):
@@ -274,6 +303,33 @@ class Views:
                          "checksum": stored.get("checksum") if isinstance(stored.get("checksum"), str) else None,
                          "writeTimestamp": stored.get("writeTimestamp")})
         return rows
+
+
+# -- paging
+def bookmark(row):
+    """Where a page starts or ends: the row's [timestamp, id] (its place in the pages' order)."""
+    return [row["timestamp"], row["id"]]
+
+
+def _ties_by_id(docs, reverse):
+    """DOCS (sorted by time) with the documents of one time sorted by id."""
+    return [d for _, same in itertools.groupby(docs, key=lambda d: d.get("timestamp"))
+            for d in sorted(same, key=lambda d: str(d.get("_id")), reverse=reverse)]
+
+
+def _live_order(row):
+    return str(row["timestamp"] or ""), str(row["id"])
+
+
+def _live_page(rows, limit, older=None, newer=None):
+    """LIMIT of ROWS (newest first): the first, or those OLDER or NEWER than a bookmark."""
+    if older:
+        mark = _live_order({"timestamp": older[0], "id": older[1]})
+        return [r for r in rows if _live_order(r) < mark][:limit]
+    if newer:
+        mark = _live_order({"timestamp": newer[0], "id": newer[1]})
+        return [r for r in rows if _live_order(r) > mark][-limit:]
+    return rows[:limit]
 
 
 # -- shaping helpers

@@ -1,6 +1,8 @@
 """The dashboard through Flask's test client, against the real PouchDB Server."""
 
 import base64
+import json
+import re
 import statistics
 import threading
 import time
@@ -188,16 +190,7 @@ def test_ouss_that_wait_for_a_person_are_marked(client, server):
     assert "waiting for a person" in html_of(client.get("/state/ProcessingProblem"))
 
 
-def test_state_page_is_paged(client, server):
-    status = StatusTable(server)
-    for i in range(55):
-        status.reset(PROGID, f"uid://X1/X2/X{i}")
-    first = client.get("/api/state/ReadyForProcessing").get_json()
-    second = client.get("/api/state/ReadyForProcessing?page=2").get_json()
-    assert (first["count"], first["pages"], len(first["ouss"]), len(second["ouss"])) == (55, 2, 50, 5)
-    assert {o["uid"] for o in first["ouss"]}.isdisjoint(o["uid"] for o in second["ouss"])
-    html = html_of(client.get("/state/ReadyForProcessing?page=2"))
-    assert "page 2 of 2" in html and "← newer" in html
+def test_an_unknown_state_has_no_page(client, server):
     assert client.get("/state/NoSuchState").status_code == 404
 
 
@@ -456,20 +449,64 @@ def test_the_login_is_couchdbs_when_its_url_has_credentials(couch_url):
 
 # -- an archive's worth of OUSs (issue 17): the newest of what is done, paged, and a search
 
-def delivered_history(server, n):
-    """N Delivered OUSs, one a second apart (the newest last), written at once."""
+def ouss_in(server, state, n, prefix="Xd"):
+    """N OUSs in STATE, written at once, three at each time (ties: the pages order them by id);
+    their UIDs newest first, as the pages list them."""
     docs = []
     for i in range(n):
-        uid, ts = f"uid://X9/X{i // 100}/Xd{i}", f"2025-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000"
-        docs.append({"_id": encode_uid(uid), "entityId": uid, "progID": PROGID, "state": "Delivered",
+        uid, t = f"uid://X9/X{i // 100}/{prefix}{i}", i // 3
+        ts = f"2025-01-01T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.000"
+        docs.append({"_id": encode_uid(uid), "entityId": uid, "progID": PROGID, "state": state,
                      "substate": None, "flags": {}, "timestamp": ts,
-                     "history": [{"state": "Delivered", "substate": None, "timestamp": ts}]})
+                     "history": [{"state": state, "substate": None, "timestamp": ts}]})
     server.db(tables.STATUS).bulk(docs)
-    return [d["entityId"] for d in reversed(docs)]   # newest first
+    return [d["entityId"] for d in sorted(docs, key=lambda d: (d["timestamp"], d["_id"]), reverse=True)]
 
 
-def test_delivered_shows_its_newest_and_pages_the_rest(client, server):
-    newest_first = delivered_history(server, 120)
+def every_page(client, state):
+    """The UIDs of STATE's pages, followed older from the first, then newer back from the last."""
+    older, newer, marks = [], [], []
+    page = client.get(f"/api/state/{state}").get_json()
+    assert page["newer"] is None
+    while True:
+        older.append([o["uid"] for o in page["ouss"]])
+        if not page["older"]:
+            break
+        marks.append(page["older"])
+        page = client.get(f"/api/state/{state}", query_string={"older": json.dumps(page["older"])}).get_json()
+    while page["newer"]:
+        page = client.get(f"/api/state/{state}", query_string={"newer": json.dumps(page["newer"])}).get_json()
+        newer.insert(0, [o["uid"] for o in page["ouss"]])
+    return older, newer + [older[-1]]
+
+
+@pytest.mark.parametrize("state", ["Delivered", "ReadyForProcessing"])
+def test_pages_follow_bookmarks_newest_first_without_gap_or_duplicate(client, server, state):
+    """Delivered, which grows with the history, is paged through its index (a bookmark, never a skip);
+    a live state, read whole, is paged the same way."""
+    newest_first = ouss_in(server, state, 125)
+    older, newer = every_page(client, state)
+    assert [len(p) for p in older] == [50, 50, 25]
+    assert [uid for p in older for uid in p] == newest_first   # no gap, no duplicate, newest first
+    assert newer == older   # back from the last page: the same pages
+    assert client.get(f"/api/state/{state}").get_json()["count"] == 125
+
+    html = html_of(client.get(f"/state/{state}"))
+    assert "older →" in html and "← newer" not in html
+    second = re.search(r'href="([^"]*older=[^"]*)">older', html).group(1).replace("&amp;", "&")
+    html = html_of(client.get(second))
+    assert newest_first[50] in html and newest_first[49] not in html and "← newer" in html and "older →" in html
+
+
+def test_a_bookmark_that_is_not_one_is_refused_plainly(client, server):
+    for query in ({"older": "3"}, {"older": "[1, 2]"}, {"newer": "not json"},
+                  {"older": '["t", "x"]', "newer": '["t", "x"]'}):
+        page = client.get("/api/state/Delivered", query_string=query)
+        assert page.status_code == 400, query
+
+
+def test_delivered_shows_its_newest_and_counts_every_state(client, server):
+    newest_first = ouss_in(server, "Delivered", 120)
     status = StatusTable(server)
     status.reset(PROGID, UID, "PipelineImaging")
     status.reset(PROGID, "uid://X1/X1/Xc1", "PipelineImaging")
@@ -481,13 +518,6 @@ def test_delivered_shows_its_newest_and_pages_the_rest(client, server):
     [done] = [c for c in data["columns"] if c["state"] == "Delivered"]
     assert [o["uid"] for o in done["ouss"]] == newest_first[:8]
     assert "all 120 →" in html_of(client.get("/"))
-
-    pages = [client.get(f"/api/state/Delivered?page={n}").get_json() for n in (1, 2, 3)]
-    assert [(p["count"], p["pages"], p["page"], len(p["ouss"])) for p in pages] == [
-        (120, 3, 1, 50), (120, 3, 2, 50), (120, 3, 3, 20)]
-    assert [o["uid"] for p in pages for o in p["ouss"]] == newest_first
-    html = html_of(client.get("/state/Delivered?page=3"))
-    assert "page 3 of 3" in html and "← newer" in html and "older →" not in html
     assert client.get("/api/state/Processing").get_json()["ouss"][0]["uid"] == "uid://X1/X1/Xc1"
 
 
