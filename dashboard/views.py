@@ -10,6 +10,7 @@ import collections
 import datetime
 import itertools
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
@@ -24,6 +25,7 @@ COLUMN_CAP = 8       # OUSs listed per state column on the overview
 TABLE_CAP = 10       # newest rows listed per table on the overview
 BUS_CAP = 100        # rows listed per list on the bus page
 PAGE_SIZE = 50       # OUSs per page on a state page
+REFUSED_PATIENCE = 5.0   # seconds a look at the refused documents reads changes at most
 SCAN_CAP = 5000      # unconsumed/failed messages read at most (counts beyond show as "5000+")
 # Any table may hold a document from a peer with a bug: a 1 MB field is shown
 # cut short, and an OUS naming thousands of products gets the first few.
@@ -222,13 +224,24 @@ class Views:
 
     # -- documents refused for their shape (a peer with a bug, or a forger)
     def refused(self):
-        """Every refused document, counted per table, the first BUS_CAP listed. It reads
-        whole tables (msgq's live part only), so it is a page of its own, read when opened."""
-        found = shapes.refused(self.server)
-        totals = shapes.counts(found)
-        return clipped({"total": len(found), "by_table": [{"table": t, "count": totals.get(t, 0)}
-                                                          for t in tables.ALL],
-                        "rows": found[:BUS_CAP]})
+        """The refused documents: counted per table, the newest BUS_CAP listed.
+
+        Each table's list is kept in the table and brought up to date from its
+        changes feed (shapes.Refusals), for at most REFUSED_PATIENCE seconds a
+        look: the first look at a long history may leave some to read next time.
+        """
+        deadline = time.monotonic() + REFUSED_PATIENCE
+        lists = [shapes.Refusals(self.server, t) for t in tables.ALL]
+        behind = [kept.table for kept in lists if not kept.catch_up(deadline)]
+        found = {kept.table: kept.read() for kept in lists}
+        rows = [{"table": t, "id": i, "reason": why, "found": when, "n": n}
+                for t, kept in found.items() for n, (i, why, when) in enumerate(kept["refused"])]
+        rows = sorted(rows, key=lambda r: (r["found"], r.pop("n")), reverse=True)[:BUS_CAP]
+        return clipped({"total": sum(len(kept["refused"]) for kept in found.values()),
+                        "capped": any(kept["capped"] for kept in found.values()), "behind": behind,
+                        "by_table": [{"table": t, "count": len(kept["refused"]), "capped": kept["capped"]}
+                                     for t, kept in found.items()],
+                        "rows": rows})
 
     # -- finding an OUS by (the start of) its UID
     def search(self, text):

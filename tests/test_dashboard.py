@@ -10,7 +10,7 @@ import time
 import pytest
 
 from dashboard import create_app
-from draws import archive, products, tables
+from draws import archive, products, shapes, tables
 from draws.actors.cleaner import clear_all
 from draws.archive import Delivery, Metadata, Ngas, Reports
 from draws.couch import safe_url
@@ -559,3 +559,28 @@ def test_refused_documents_are_listed_with_counts_and_why(client, server):
     assert data["total"] == 3, [(r["table"], r["id"]) for r in data["rows"]]
     assert counts[tables.STATUS] == 1 and counts[tables.DELIVERY] == 1 and counts[tables.MSGQ] == 1
     assert all(r["reason"] for r in data["rows"])
+
+
+def test_the_refused_page_lists_the_newest_and_counts_every_one(client, server):
+    """Each table's refused documents are kept up to date from its changes feed: a look reads
+    what changed since the last one (a fixed or deleted document leaves the list), never the table."""
+    delivery = server.db(tables.DELIVERY)
+    delivery.bulk([{"_id": f"uid___X1_X1_Xf{i}", "ousUID": f"uid://X1/X1/Xf{i}", "dataProducts": 5,
+                    "complete": True, "progID": PROGID, "timestamp": RUN} for i in range(130)])
+    data = client.get("/api/refused").get_json()
+    assert (data["total"], len(data["rows"]), data["behind"]) == (130, 100, [])
+    assert {t["table"]: t["count"] for t in data["by_table"]}[tables.DELIVERY] == 130
+
+    fixed = dict(delivery.get("uid___X1_X1_Xf0"), dataProducts=[])
+    delivery.put(fixed)
+    gone = delivery.get("uid___X1_X1_Xf1")
+    delivery.delete(gone["_id"], gone["_rev"])
+    server.db(tables.STATUS).put({"_id": "uid___X1_X1_Xf9", "entityId": "uid://X1/X1/Xf2", "state": "Processing"})
+    since = server.db(tables.DELIVERY).get(shapes.Refusals.LIST_ID)["since"]
+    data = client.get("/api/refused").get_json()
+    assert data["total"] == 129
+    assert data["rows"][0]["id"] == "uid___X1_X1_Xf9"   # the newest found first
+    assert not {"uid___X1_X1_Xf0", "uid___X1_X1_Xf1"} & {r["id"] for r in data["rows"]}
+    assert server.db(tables.DELIVERY).get(shapes.Refusals.LIST_ID)["since"] != since
+    html = html_of(client.get("/refused"))
+    assert "newest 100 of 129" in html and "uid___X1_X1_Xf9" in html
