@@ -13,9 +13,8 @@ from dashboard import create_app
 from draws import archive, products, shapes, tables
 from draws.actors.cleaner import clear_all
 from draws.archive import Delivery, Metadata, Ngas, Reports
-from draws.couch import safe_url
 from draws.bus import Bus
-from draws.couch import Server
+from draws.couch import Database, Server, safe_url
 from draws.history import populate_scale
 from draws.timestamps import timestamp
 from draws.exceptions import InvalidRequest
@@ -584,3 +583,31 @@ def test_the_refused_page_lists_the_newest_and_counts_every_one(client, server):
     assert server.db(tables.DELIVERY).get(shapes.Refusals.LIST_ID)["since"] != since
     html = html_of(client.get("/refused"))
     assert "newest 100 of 129" in html and "uid___X1_X1_Xf9" in html
+
+
+def test_every_query_of_every_page_reads_through_an_index(client, server, monkeypatch):
+    """No page or API scans a table whose size grows with the history (issue 17): every Mango
+    query they ask is explained by the server itself, which names the index it reads (the
+    others are by id: a document, an _all_docs range, the changes since a sequence)."""
+    delivered_ous(server)
+    ouss_in(server, "Delivered", 60)
+    asked = []
+    find = Database.find
+
+    def recorded(db, selector, sort=None, limit=None, fields=None, skip=None):
+        asked.append((db.name, {"selector": selector, **({"sort": sort} if sort else {}),
+                                **({"limit": limit} if limit else {}), **({"skip": skip} if skip else {})}))
+        return find(db, selector, sort, limit, fields, skip)
+    monkeypatch.setattr(Database, "find", recorded)
+    older = client.get("/api/state/Delivered").get_json()["older"]
+    for path in ("/", "/api/overview", "/bus", "/api/bus", f"/ous/{UID}", f"/api/ous/{UID}",
+                 "/state/Processing", "/state/Delivered", "/refused", "/api/refused", "/search?q=uid://X1"):
+        assert client.get(path).status_code == 200, path
+    for way in ("older", "newer"):
+        assert client.get("/state/Delivered", query_string={way: json.dumps(older)}).status_code == 200
+    assert {name for name, _ in asked} == {tables.STATUS, tables.MSGQ, tables.REPORTS, tables.METADATA,
+                                           tables.DELIVERY, tables.NGAS}
+    for name, query in asked:
+        explained = server.request("POST", f"{name}/_explain", body=query)
+        assert explained["index"]["name"] != "_all_docs", (name, query)   # a table scan
+        assert explained["index"]["type"] == "json", (name, query, explained["index"])
