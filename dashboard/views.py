@@ -75,8 +75,8 @@ class Views:
         return [f.result() for f in [self._queries.submit(call) for call in calls]]
 
     def _cached(self, key, table, compute):
-        """COMPUTE(), reused until TABLE changes (only while its feed tells us)."""
-        if not self.hub.follows(table):
+        """COMPUTE(), reused until TABLE changes (only while its feed tells us; never for no TABLE)."""
+        if table is None or not self.hub.follows(table):
             return compute()
         version = self.hub.versions[table]
         hit = self._cache.get(key)
@@ -96,8 +96,8 @@ class Views:
                         self.at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in queries])))
 
     # -- what the pages read: the status table by state, the bus, the newest rows of the others
-    def _status_queries(self, newest=COLUMN_CAP):
-        """The OUSs of every live state, the table's total, and the NEWEST of the done state.
+    def _status_queries(self, newest=None):
+        """The OUSs of every live state, the table's total, and the NEWEST of the done state (if asked).
 
         The live states hold today's work and are read whole, with one range
         of the state index. Delivered grows with the history, so only its
@@ -105,9 +105,10 @@ class Views:
         the table's documents less the live ones.
         """
         db = self.server.db(tables.STATUS)
-        return [("live", tables.STATUS, self._live),
-                ("status-total", tables.STATUS, lambda: count_docs(db)),
-                (f"newest:{newest}", tables.STATUS, lambda: self._done_page(newest))]
+        queries = [("live", tables.STATUS, self._live), ("status-total", tables.STATUS, lambda: count_docs(db))]
+        if newest:
+            queries.append((f"newest:{newest}", tables.STATUS, lambda: self._done_page(newest)))
+        return queries
 
     def _live(self):
         """{state: its OUSs, newest first} of every state but Delivered (an odd one too)."""
@@ -132,7 +133,7 @@ class Views:
         if mark:
             selector["timestamp"] = {"$lte" if older else "$gte": mark[0]}
         direction = "asc" if newer else "desc"
-        fetch = limit + 1
+        fetch = limit + 1 + bool(mark)   # a row past the page, and the bookmark's own row
         while True:
             docs = self.server.db(tables.STATUS).find(
                 selector, sort=[{"state": direction}, {"timestamp": direction}], limit=fetch, fields=OUS_FIELDS)
@@ -145,12 +146,12 @@ class Views:
         rows = [ous_row(d) for d in rows[:limit]]
         return rows[::-1] if newer else rows
 
-    def _by_state(self, found, newest):
+    def _by_state(self, found, newest=None):
         """{state: (count, newest OUSs)} in life-cycle order (odd states last), from the status queries."""
         live = found["live"]
         by_state = {s: (len(rows), rows) for s, rows in live.items()}
         by_state[DONE] = (max(0, found["status-total"] - sum(len(rows) for rows in live.values())),
-                          found[f"newest:{newest}"])
+                          found.get(f"newest:{newest}", []))
         return {s: by_state.pop(s) for s in STATES} | by_state
 
     def _bus_queries(self):
@@ -202,12 +203,17 @@ class Views:
         at a time through its index; the live states, read whole anyway, are
         paged in memory in the same order.
         """
-        found = self._read(self._status_queries(PAGE_SIZE + 1))
-        count, rows = self._by_state(found, PAGE_SIZE + 1)[state]
+        marked = older or newer
+        newest = PAGE_SIZE + 1 if state == DONE and not marked else None
+        queries = self._status_queries(newest)
+        if state == DONE and marked:   # (not cached: a bookmark may be any row of the history)
+            queries.append(("page", None, lambda: self._done_page(PAGE_SIZE + 1, older, newer)))
+        found = self._read(queries)
+        count, rows = self._by_state(found, newest)[state]
         if state != DONE:
             rows = _live_page(rows, PAGE_SIZE + 1, older, newer)
-        elif older or newer:   # (not cached: a bookmark may be any row of the history)
-            rows = self._done_page(PAGE_SIZE + 1, older, newer)
+        elif marked:
+            rows = found["page"]
         more = len(rows) > PAGE_SIZE   # one row more than a page: there is another page that way
         rows = rows[1:] if newer and more else rows[:PAGE_SIZE]
         return clipped({"state": state, "count": count, "ouss": rows,
@@ -231,9 +237,9 @@ class Views:
         look: the first look at a long history may leave some to read next time.
         """
         deadline = time.monotonic() + REFUSED_PATIENCE
-        lists = [shapes.Refusals(self.server, t) for t in tables.ALL]
-        behind = [kept.table for kept in lists if not kept.catch_up(deadline)]
-        found = {kept.table: kept.read() for kept in lists}
+        looks = self.at_once(*[lambda t=t: shapes.Refusals(self.server, t).catch_up(deadline) for t in tables.ALL])
+        found = {t: kept for t, (kept, _) in zip(tables.ALL, looks)}
+        behind = [t for t, (_, up_to_date) in zip(tables.ALL, looks) if not up_to_date]
         rows = [{"table": t, "id": i, "reason": why, "found": when, "n": n}
                 for t, kept in found.items() for n, (i, why, when) in enumerate(kept["refused"])]
         rows = sorted(rows, key=lambda r: (r["found"], r.pop("n")), reverse=True)[:BUS_CAP]

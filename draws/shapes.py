@@ -276,8 +276,8 @@ class Refusals:
         return {"_id": self.LIST_ID, "since": 0, "refused": [], "capped": False} | kept
 
     def catch_up(self, deadline=None):
-        """Read the changes since the list's, saving it after each batch; True once it is up to
-        date, False when the monotonic DEADLINE came first."""
+        """Read the changes since the list's, saving it after each batch; (the list as read,
+        True once it is up to date or False when the monotonic DEADLINE came first)."""
         kept = self.read()
         while True:
             answer = self.db.changes(kept["since"], limit=self.BATCH)
@@ -295,18 +295,17 @@ class Refusals:
                 except Conflict:   # another reader saved it meanwhile: go on from theirs
                     kept = self.read()
             if len(answer["results"]) < self.BATCH:
-                return True
+                return kept, True
             if deadline is not None and time.monotonic() > deadline:
-                return False
+                return kept, False
 
 
 def refused(server, names=tables.ALL):
     """Every refused document of the tables NAMES on SERVER, newest found first: dicts with table, id, reason."""
     found = []
     for table in names:
-        kept = Refusals(server, table)
-        kept.catch_up()
-        found += [{"table": table, "id": i, "reason": why} for i, why, _ in reversed(kept.read()["refused"])]
+        kept, _ = Refusals(server, table).catch_up()
+        found += [{"table": table, "id": i, "reason": why} for i, why, _ in reversed(kept["refused"])]
     return found
 
 
