@@ -9,7 +9,9 @@ change in the table they read, so N browsers cost one query per change.
 import collections
 import datetime
 import itertools
+import logging
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
@@ -17,9 +19,12 @@ from urllib.parse import quote
 
 from draws import products, shapes, tables
 from draws.archive import Delivery, Metadata, Ngas, Reports
+from draws.exceptions import CouchError
 from draws.ids import doc_id
 from draws.timestamps import parse_timestamp
 from draws.ous import EXECUTIVE_FLAG, STATES, encode_uid
+
+log = logging.getLogger("draws.dashboard")
 
 COLUMN_CAP = 8       # OUSs listed per state column on the overview
 TABLE_CAP = 10       # newest rows listed per table on the overview
@@ -63,12 +68,22 @@ class Views:
         self.server = server
         self.hub = hub
         self._cache = {}   # key -> (table version, value)
+        self._reading = set()   # tables whose refused documents are being read in the background
         # A page's queries are independent: asked at once, CouchDB works on
         # one while we read another's answer.
         self._queries = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="dashboard-query")
 
     def init_app(self, app):
         app.extensions["draws-views"] = self
+
+    def _read_on(self, table):
+        """Bring TABLE's refused documents up to date, however long it takes (a first look at a long history)."""
+        try:
+            shapes.Refusals(self.server, table).catch_up()
+        except CouchError as exc:
+            log.warning("reading the refused documents of %s: %s", table, exc)
+        finally:
+            self._reading.discard(table)
 
     def at_once(self, *calls):
         """The results of CALLS (functions without arguments), run concurrently."""
@@ -234,12 +249,15 @@ class Views:
 
         Each table's list is kept in the table and brought up to date from its
         changes feed (shapes.Refusals), for at most REFUSED_PATIENCE seconds a
-        look: the first look at a long history may leave some to read next time.
+        look: a first look at a long history reads on in the background.
         """
         deadline = time.monotonic() + REFUSED_PATIENCE
         looks = self.at_once(*[lambda t=t: shapes.Refusals(self.server, t).catch_up(deadline) for t in tables.ALL])
         found = {t: kept for t, (kept, _) in zip(tables.ALL, looks)}
         behind = [t for t, (_, up_to_date) in zip(tables.ALL, looks) if not up_to_date]
+        for table in set(behind) - self._reading:
+            self._reading.add(table)
+            threading.Thread(target=self._read_on, args=(table,), daemon=True, name=f"refused-{table}").start()
         rows = [{"table": t, "id": i, "reason": why, "found": when, "n": n}
                 for t, kept in found.items() for n, (i, why, when) in enumerate(kept["refused"])]
         rows = sorted(rows, key=lambda r: (r["found"], r.pop("n")), reverse=True)[:BUS_CAP]

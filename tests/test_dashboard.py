@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from dashboard import create_app
+from dashboard import create_app, views as dashboard_views
 from draws import archive, products, shapes, tables
 from draws.actors.cleaner import clear_all
 from draws.archive import Delivery, Metadata, Ngas, Reports
@@ -611,3 +611,14 @@ def test_every_query_of_every_page_reads_through_an_index(client, server, monkey
         explained = server.request("POST", f"{name}/_explain", body=query)
         assert explained["index"]["name"] != "_all_docs", (name, query)   # a table scan
         assert explained["index"]["type"] == "json", (name, query, explained["index"])
+
+
+def test_a_first_look_at_a_long_history_reads_on_in_the_background(client, server, monkeypatch):
+    monkeypatch.setattr(dashboard_views, "REFUSED_PATIENCE", 0)   # each look reads one batch, then hands over
+    server.db(tables.DELIVERY).bulk([{"_id": f"uid___X1_X1_Xf{i}", "ousUID": f"uid://X1/X1/Xf{i}", "dataProducts": 5}
+                                     for i in range(shapes.Refusals.BATCH + 100)])
+    first = client.get("/api/refused").get_json()
+    assert first["behind"] == [tables.DELIVERY] and 0 < first["total"] <= shapes.Refusals.BATCH
+    assert "Still reading the history of delivery-status" in html_of(client.get("/refused"))
+    wait_for(lambda: not client.get("/api/refused").get_json()["behind"], 60, what="the history read")
+    assert client.get("/api/refused").get_json()["total"] == shapes.Refusals.BATCH + 100
