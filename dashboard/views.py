@@ -169,14 +169,17 @@ class Views:
                           found.get(f"newest:{newest}", []))
         return {s: by_state.pop(s) for s in STATES} | by_state
 
-    def _bus_queries(self):
+    def _bus_queries(self, recent=True):
+        """The bus's live messages and count, and (if RECENT) its newest (the bus page's, not the overview's)."""
         db = self.server.db(tables.MSGQ)
         fields = {"fields": MESSAGE_FIELDS, "limit": SCAN_CAP + 1}
-        return [("unread", tables.MSGQ, lambda: db.find({"consumed": False}, **fields)),
-                ("failed", tables.MSGQ, lambda: db.find({"status": "failed"}, **fields)),
-                ("claimed", tables.MSGQ, lambda: db.find({"status": "claimed"}, **fields)),
-                ("recent", tables.MSGQ, lambda: newest_messages(db, BUS_CAP)),
-                ("messages", tables.MSGQ, lambda: count_docs(db, messages=True))]
+        queries = [("unread", tables.MSGQ, lambda: db.find({"consumed": False}, **fields)),
+                   ("failed", tables.MSGQ, lambda: db.find({"status": "failed"}, **fields)),
+                   ("claimed", tables.MSGQ, lambda: db.find({"status": "claimed"}, **fields)),
+                   ("messages", tables.MSGQ, lambda: count_docs(db, messages=True))]
+        if recent:
+            queries.append(("recent", tables.MSGQ, lambda: newest_messages(db, BUS_CAP)))
+        return queries
 
     def _table_queries(self):
         return [(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
@@ -194,7 +197,7 @@ class Views:
     # -- the overview page
     def overview(self):
         newest = COLUMN_CAP
-        found = self._read(self._status_queries(newest) + self._bus_queries() + self._table_queries())
+        found = self._read(self._status_queries(newest) + self._bus_queries(recent=False) + self._table_queries())
         by_state = self._by_state(found, newest)
         bus = _bus(found)
         data = {
@@ -419,7 +422,7 @@ def _listing(messages):
 
 def _bus(found):
     """The bus panel from the bus queries' answers."""
-    unread, failed, claimed, recent = (found[k] for k in ("unread", "failed", "claimed", "recent"))
+    unread, failed, claimed, recent = (found.get(k, []) for k in ("unread", "failed", "claimed", "recent"))
     label_replies(unread + failed + claimed + recent)
     return {"total": found["messages"], "unread": _listing(unread), "failed": _listing(failed),
             "claimed": len(claimed[:SCAN_CAP]), "in_progress": _listing(claimed)["rows"], "recent": recent}
