@@ -8,6 +8,7 @@ change in the table they read, so N browsers cost one query per change.
 
 import collections
 import datetime
+import heapq
 import itertools
 import logging
 import re
@@ -69,21 +70,13 @@ class Views:
         self.hub = hub
         self._cache = {}   # key -> (table version, value)
         self._reading = set()   # tables whose refused documents are being read in the background
+        self._lock = threading.Lock()
         # A page's queries are independent: asked at once, CouchDB works on
         # one while we read another's answer.
         self._queries = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="dashboard-query")
 
     def init_app(self, app):
         app.extensions["draws-views"] = self
-
-    def _read_on(self, table):
-        """Bring TABLE's refused documents up to date, however long it takes (a first look at a long history)."""
-        try:
-            shapes.Refusals(self.server, table).catch_up()
-        except CouchError as exc:
-            log.warning("reading the refused documents of %s: %s", table, exc)
-        finally:
-            self._reading.discard(table)
 
     def at_once(self, *calls):
         """The results of CALLS (functions without arguments), run concurrently."""
@@ -155,7 +148,8 @@ class Views:
             docs = _ties_by_id(docs, reverse=not newer)
             rows = [d for d in docs if not mark or d.get("timestamp") != mark[0]
                     or (d.get("_id") < mark[1] if older else d.get("_id") > mark[1])]
-            if len(docs) < fetch or (len(rows) >= limit and rows[limit - 1].get("timestamp") != docs[-1].get("timestamp")):
+            last_time_complete = len(rows) >= limit and rows[limit - 1].get("timestamp") != docs[-1].get("timestamp")
+            if len(docs) < fetch or last_time_complete:
                 break
             fetch *= 4   # the last time shown may have more OUSs than were read
         rows = [ous_row(d) for d in rows[:limit]]
@@ -258,17 +252,29 @@ class Views:
         looks = self.at_once(*[lambda t=t: shapes.Refusals(self.server, t).catch_up(deadline) for t in tables.ALL])
         found = {t: kept for t, (kept, _) in zip(tables.ALL, looks)}
         behind = [t for t, (_, up_to_date) in zip(tables.ALL, looks) if not up_to_date]
-        for table in set(behind) - self._reading:
-            self._reading.add(table)
-            threading.Thread(target=self._read_on, args=(table,), daemon=True, name=f"refused-{table}").start()
-        rows = [{"table": t, "id": i, "reason": why, "found": when, "n": n}
-                for t, kept in found.items() for n, (i, why, when) in enumerate(kept["refused"])]
-        rows = sorted(rows, key=lambda r: (r["found"], r.pop("n")), reverse=True)[:BUS_CAP]
+        with self._lock:
+            for table in set(behind) - self._reading:
+                self._reading.add(table)
+                threading.Thread(target=self._read_on, args=(table,), daemon=True, name=f"refused-{table}").start()
+        newest = heapq.nlargest(BUS_CAP, ((when, n, {"table": t, "id": i, "reason": why, "found": when})
+                                          for t, kept in found.items()
+                                          for n, (i, why, when) in enumerate(kept["refused"])), key=lambda r: r[:2])
+        rows = [row for _, _, row in newest]
         return clipped({"total": sum(len(kept["refused"]) for kept in found.values()),
                         "capped": any(kept["capped"] for kept in found.values()), "behind": behind,
                         "by_table": [{"table": t, "count": len(kept["refused"]), "capped": kept["capped"]}
                                      for t, kept in found.items()],
                         "rows": rows})
+
+    def _read_on(self, table):
+        """Bring TABLE's refused documents up to date, however long it takes (a first look at a long history)."""
+        try:
+            shapes.Refusals(self.server, table).catch_up()
+        except CouchError as exc:
+            log.warning("reading the refused documents of %s: %s", table, exc)
+        finally:
+            with self._lock:
+                self._reading.discard(table)
 
     # -- finding an OUS by (the start of) its UID
     def search(self, text):
