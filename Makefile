@@ -60,11 +60,11 @@ stop:                    ## stop the server started by `make server` (and nothin
 	$(BIN)/python -m draws server stop
 
 # On Apache CouchDB: make test DRAWS_TEST_SERVER=couchdb DRAWS_COUCHDB_RELEASE=/path/to/unpacked/release
-# TEST_WORKERS tests run at once, each worker with its own session server; a file
-# whose tests share one site (pytestmark xdist_group) runs whole in one worker.
+# TEST_WORKERS test files run at once, each worker with its own session server;
+# a file runs whole in one worker, in order, as when run alone (some share one site).
 TEST_WORKERS ?= 2
 test: install $(VENV)/.test ## the whole test suite (starts its own servers: PouchDB Server by default)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000
 	$(BIN)/python tools/demo.py

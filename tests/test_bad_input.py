@@ -70,11 +70,6 @@ class BadSite:
         return doc if doc.get("status") in ("done", "failed") else None
 
 
-# One site (database) for the whole file: its tests run in one worker, in turn
-# (`make test` runs tests in two workers; see the Makefile).
-pytestmark = pytest.mark.xdist_group("test_bad_input")
-
-
 @pytest.fixture(scope="module")
 def site(couch_url, tmp_path_factory):
     s = BadSite(tmp_path_factory.mktemp("bad-input"), couch_url)
