@@ -81,7 +81,11 @@ def site_env(couch_url, root):
 
 
 def wait_for(predicate, timeout=60.0, interval=0.05, what="condition"):
-    """Poll PREDICATE until it returns a truthy value; fail after TIMEOUT s."""
+    """Poll PREDICATE until it returns a truthy value; fail after TIMEOUT s.
+
+    WHAT names the condition in the failure; a callable is asked at the end, so
+    that it can tell the state things were left in.
+    """
     deadline = time.monotonic() + timeout
     last_exc = None
     while time.monotonic() < deadline:
@@ -92,6 +96,8 @@ def wait_for(predicate, timeout=60.0, interval=0.05, what="condition"):
         except Exception as exc:  # the condition may not be checkable yet
             last_exc = exc
         time.sleep(interval)
+    if callable(what):
+        what = what()
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}"
                          + (f" (last error: {last_exc!r})" if last_exc else ""))
 

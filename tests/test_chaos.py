@@ -304,8 +304,14 @@ def test_chaos(env, tmp_path, own_couch):
             chaos_batch(chaos, uids, caches, wanted, own_couch if number == 0 and "pause" in wanted else None)
             totals.append(check_batch(chaos, uids))
         last = "uid://X1/X1/Xcz"
-        chaos.launch(last, RECIPE)
-        chaos.wait_delivered([last], timeout=180)   # every actor still takes work
+        # Every actor still takes work. The Pipeline still fails now and then
+        # (DRAWS_FAILURE_RATE): an operator launches such an OUS again.
+        for _ in range(4):
+            chaos.launch(last, RECIPE)
+            wait_for(lambda: chaos.state(last) in FINAL, timeout=180, interval=0.5,
+                     what=lambda: f"{last} Delivered or ProcessingProblem (it is {chaos.state(last)})")
+            if chaos.state(last) == "Delivered":
+                break
         at_rest(chaos)
         assert_delivered(chaos, last)
         print(f"chaos seed {seed}: {time.monotonic() - chaos.t0:.0f} s; per batch (delivered, problems): "

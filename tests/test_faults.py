@@ -80,7 +80,7 @@ class Fleet:
 
     def wait_delivered(self, uids, timeout):
         wait_for(lambda: all(self.state(u) == "Delivered" for u in uids), timeout=timeout,
-                 interval=0.5, what="every OUS Delivered (not yet: "
+                 interval=0.5, what=lambda: "every OUS Delivered (not yet: "
                  + ", ".join(f"{u}={self.state(u)}" for u in uids if self.state(u) != "Delivered") + ")")
 
     def assert_exact_end_state(self, uids):

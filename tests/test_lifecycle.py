@@ -44,7 +44,7 @@ class Site:
 
     def wait_state(self, uid, *states, timeout=120):
         return wait_for(lambda: self.state(uid) in states, timeout=timeout,
-                        what=f"{uid} to reach {' or '.join(states)} (it is {self.state(uid)})")
+                        what=lambda: f"{uid} to reach {' or '.join(states)} (it is {self.state(uid)})")
 
     def count(self, table, **selector):
         return len(self.server.db(table).find(selector or {"_id": {"$gt": None}}))

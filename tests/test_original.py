@@ -60,7 +60,7 @@ def state(server, uid):
 
 def wait_state(server, uid, wanted, timeout=120):
     wait_for(lambda: state(server, uid) == wanted, timeout,
-             what=f"{uid} {wanted} (it is {state(server, uid)})")
+             what=lambda: f"{uid} {wanted} (it is {state(server, uid)})")
 
 
 def assert_end_state(server, uid):
