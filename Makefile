@@ -41,7 +41,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.installed
-	@echo "== the test tools (pytest, selenium) into $(VENV)/"
+	@echo "== the test tools (pytest, pytest-xdist, selenium) into $(VENV)/"
 	@$(TICKING) $(PIP) -e '.[test]' ; $(TICKED)
 	touch $@
 
@@ -60,8 +60,11 @@ stop:                    ## stop the server started by `make server` (and nothin
 	$(BIN)/python -m draws server stop
 
 # On Apache CouchDB: make test DRAWS_TEST_SERVER=couchdb DRAWS_COUCHDB_RELEASE=/path/to/unpacked/release
+# TEST_WORKERS tests run at once, each worker with its own session server; a file
+# whose tests share one site (pytestmark xdist_group) runs whole in one worker.
+TEST_WORKERS ?= 2
 test: install $(VENV)/.test ## the whole test suite (starts its own servers: PouchDB Server by default)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 demo: install            ## everything on one host, driven for you; watch http://localhost:5000
 	$(BIN)/python tools/demo.py

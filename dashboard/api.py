@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify, request
 
-from .reading import cache_base, check_state, hub, ous_doc_id, page_number, read, views
+from .reading import bookmarks, cache_base, check_state, hub, ous_doc_id, read, views
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -20,7 +20,8 @@ def answer(view):
 def index():
     return jsonify(endpoints={
         "/api/overview": "OUS counts per state, newest OUSs per state, newest rows of every table",
-        "/api/state/<state>?page=N": "the OUSs in one state, newest first, paged",
+        "/api/state/<state>?older=B": "the OUSs in one state, newest first, a page at a time "
+                                      "(B: a page's \"older\" or \"newer\" bookmark, as JSON; ?newer=B too)",
         "/api/search?q=uid://A001/X12": "the OUSs whose UID starts so (at most 50)",
         "/api/ous/<uid or its document id>": "one OUS: history timeline, decoded report, products and NGAS",
         "/api/bus": "messages: unconsumed by selector, failed with their reason, in progress, recent",
@@ -37,7 +38,7 @@ def overview():
 @bp.get("/state/<state>")
 def state(state):
     check_state(state)
-    return answer(lambda: views().state(state, page_number()))
+    return answer(lambda: views().state(state, **bookmarks()))
 
 
 @bp.get("/ous/<path:ref>", merge_slashes=False)   # uid://X1/X1/Xb3 as well as uid___X1_X1_Xb3

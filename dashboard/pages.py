@@ -5,7 +5,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from draws import tables
 from draws.ous import STATES
 
-from .reading import cache_base, check_state, hub, ous_doc_id, page_number, read, views
+from .reading import bookmarks, cache_base, check_state, hub, ous_doc_id, read, views
 from .views import uid_prefix
 
 bp = Blueprint("pages", __name__)
@@ -36,7 +36,7 @@ def overview():
 @bp.get("/state/<state>")
 def state(state):
     check_state(state)
-    return page("state.html", lambda: views().state(state, page_number()), [tables.STATUS], state)
+    return page("state.html", lambda: views().state(state, **bookmarks()), [tables.STATUS], state)
 
 
 @bp.get("/ous/<path:ref>", merge_slashes=False)   # uid://X1/X1/Xb3 as well as uid___X1_X1_Xb3

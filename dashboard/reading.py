@@ -4,6 +4,7 @@ A view that CouchDB cannot answer becomes (None, the reason) here, once, so
 both blueprints say the same thing when CouchDB is down.
 """
 
+import json
 import logging
 
 from flask import abort, current_app, request
@@ -44,11 +45,21 @@ def check_state(state):
     return state
 
 
-def page_number():
-    try:
-        return int(request.args.get("page", 1))
-    except ValueError:
-        return 1
+def bookmarks():
+    """{"older": [timestamp, id]} or {"newer": ...}: where the page asked for starts (see Views.state)."""
+    found = {}
+    for way in ("older", "newer"):
+        if way in request.args:
+            try:
+                mark = json.loads(request.args[way])
+            except ValueError:
+                mark = None
+            if not (isinstance(mark, list) and len(mark) == 2 and isinstance(mark[1], str)):
+                abort(400, description=f"{way} must be a page's bookmark: [timestamp, id] as JSON")
+            found[way] = mark
+    if len(found) > 1:
+        abort(400, description="a page is older or newer than a bookmark, not both")
+    return found
 
 
 def cache_base():

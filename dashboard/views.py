@@ -8,21 +8,30 @@ change in the table they read, so N browsers cost one query per change.
 
 import collections
 import datetime
+import heapq
+import itertools
+import logging
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
 from draws import products, shapes, tables
 from draws.archive import Delivery, Metadata, Ngas, Reports
+from draws.exceptions import CouchError
 from draws.ids import doc_id
 from draws.timestamps import parse_timestamp
 from draws.ous import EXECUTIVE_FLAG, STATES, encode_uid
+
+log = logging.getLogger("draws.dashboard")
 
 COLUMN_CAP = 8       # OUSs listed per state column on the overview
 TABLE_CAP = 10       # newest rows listed per table on the overview
 BUS_CAP = 100        # rows listed per list on the bus page
 PAGE_SIZE = 50       # OUSs per page on a state page
+REFUSED_PATIENCE = 5.0   # seconds a look at the refused documents reads changes at most
 SCAN_CAP = 5000      # unconsumed/failed messages read at most (counts beyond show as "5000+")
 # Any table may hold a document from a peer with a bug: a 1 MB field is shown
 # cut short, and an OUS naming thousands of products gets the first few.
@@ -60,6 +69,8 @@ class Views:
         self.server = server
         self.hub = hub
         self._cache = {}   # key -> (table version, value)
+        self._reading = set()   # tables whose refused documents are being read in the background
+        self._lock = threading.Lock()
         # A page's queries are independent: asked at once, CouchDB works on
         # one while we read another's answer.
         self._queries = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="dashboard-query")
@@ -72,8 +83,8 @@ class Views:
         return [f.result() for f in [self._queries.submit(call) for call in calls]]
 
     def _cached(self, key, table, compute):
-        """COMPUTE(), reused until TABLE changes (only while its feed tells us)."""
-        if not self.hub.follows(table):
+        """COMPUTE(), reused until TABLE changes (only while its feed tells us; never for no TABLE)."""
+        if table is None or not self.hub.follows(table):
             return compute()
         version = self.hub.versions[table]
         hit = self._cache.get(key)
@@ -93,8 +104,8 @@ class Views:
                         self.at_once(*[lambda k=k, t=t, c=c: self._cached(k, t, c) for k, t, c in queries])))
 
     # -- what the pages read: the status table by state, the bus, the newest rows of the others
-    def _status_queries(self, *newest):
-        """The OUSs of every live state, the table's total, and the NEWEST (limit, skip) of the done state.
+    def _status_queries(self, newest=None):
+        """The OUSs of every live state, the table's total, and the NEWEST of the done state (if asked).
 
         The live states hold today's work and are read whole, with one range
         of the state index. Delivered grows with the history, so only its
@@ -102,10 +113,9 @@ class Views:
         the table's documents less the live ones.
         """
         db = self.server.db(tables.STATUS)
-        queries = [("live", tables.STATUS, self._live),
-                   ("status-total", tables.STATUS, lambda: count_docs(db))]
-        queries += [(f"newest:{n}:{skip}", tables.STATUS, lambda n=n, skip=skip: self._newest_done(n, skip))
-                    for n, skip in newest]
+        queries = [("live", tables.STATUS, self._live), ("status-total", tables.STATUS, lambda: count_docs(db))]
+        if newest:
+            queries.append((f"newest:{newest}", tables.STATUS, lambda: self._done_page(newest)))
         return queries
 
     def _live(self):
@@ -115,31 +125,55 @@ class Views:
         for doc in docs:
             by_state.setdefault(str(doc.get("state")), []).append(ous_row(doc))
         for rows in by_state.values():
-            rows.sort(key=lambda r: str(r["timestamp"] or ""), reverse=True)
+            rows.sort(key=_live_order, reverse=True)
         return by_state
 
-    def _newest_done(self, limit, skip=0):
-        docs = self.server.db(tables.STATUS).find(
-            {"state": DONE, "timestamp": {"$gt": None}}, sort=[{"state": "desc"}, {"timestamp": "desc"}],
-            limit=limit, skip=skip or None, fields=OUS_FIELDS)
-        return [ous_row(d) for d in docs]
+    def _done_page(self, limit, older=None, newer=None):
+        """LIMIT Delivered OUSs, newest first: the newest, or those just OLDER or NEWER than a bookmark.
 
-    def _by_state(self, found, newest):
+        A bookmark is a row's [timestamp, id]: a page is one range of the
+        state-time index, however deep (never a skip). OUSs of the same time
+        are ordered by id here (the servers' own orders of ties differ), so
+        the answer is read on until the ties it shows are all in it.
+        """
+        mark = older or newer
+        selector = {"state": DONE, "timestamp": {"$gt": None}}
+        if mark:
+            selector["timestamp"] = {"$lte" if older else "$gte": mark[0]}
+        direction = "asc" if newer else "desc"
+        fetch = limit + 1 + bool(mark)   # a row past the page, and the bookmark's own row
+        while True:
+            docs = self.server.db(tables.STATUS).find(
+                selector, sort=[{"state": direction}, {"timestamp": direction}], limit=fetch, fields=OUS_FIELDS)
+            docs = _ties_by_id(docs, reverse=not newer)
+            rows = [d for d in docs if not mark or d.get("timestamp") != mark[0]
+                    or (d.get("_id") < mark[1] if older else d.get("_id") > mark[1])]
+            last_time_complete = len(rows) >= limit and rows[limit - 1].get("timestamp") != docs[-1].get("timestamp")
+            if len(docs) < fetch or last_time_complete:
+                break
+            fetch *= 4   # the last time shown may have more OUSs than were read
+        rows = [ous_row(d) for d in rows[:limit]]
+        return rows[::-1] if newer else rows
+
+    def _by_state(self, found, newest=None):
         """{state: (count, newest OUSs)} in life-cycle order (odd states last), from the status queries."""
         live = found["live"]
         by_state = {s: (len(rows), rows) for s, rows in live.items()}
         by_state[DONE] = (max(0, found["status-total"] - sum(len(rows) for rows in live.values())),
-                          found[f"newest:{newest[0]}:{newest[1]}"])
+                          found.get(f"newest:{newest}", []))
         return {s: by_state.pop(s) for s in STATES} | by_state
 
-    def _bus_queries(self):
+    def _bus_queries(self, recent=True):
+        """The bus's live messages and count, and (if RECENT) its newest (the bus page's, not the overview's)."""
         db = self.server.db(tables.MSGQ)
         fields = {"fields": MESSAGE_FIELDS, "limit": SCAN_CAP + 1}
-        return [("unread", tables.MSGQ, lambda: db.find({"consumed": False}, **fields)),
-                ("failed", tables.MSGQ, lambda: db.find({"status": "failed"}, **fields)),
-                ("claimed", tables.MSGQ, lambda: db.find({"status": "claimed"}, **fields)),
-                ("recent", tables.MSGQ, lambda: newest_messages(db, BUS_CAP)),
-                ("messages", tables.MSGQ, lambda: count_docs(db, messages=True))]
+        queries = [("unread", tables.MSGQ, lambda: db.find({"consumed": False}, **fields)),
+                   ("failed", tables.MSGQ, lambda: db.find({"status": "failed"}, **fields)),
+                   ("claimed", tables.MSGQ, lambda: db.find({"status": "claimed"}, **fields)),
+                   ("messages", tables.MSGQ, lambda: count_docs(db, messages=True))]
+        if recent:
+            queries.append(("recent", tables.MSGQ, lambda: newest_messages(db, BUS_CAP)))
+        return queries
 
     def _table_queries(self):
         return [(key, table, lambda t=table, f=field, fs=fields: self._newest(t, f, fs))
@@ -156,8 +190,8 @@ class Views:
 
     # -- the overview page
     def overview(self):
-        newest = (COLUMN_CAP, 0)
-        found = self._read(self._status_queries(newest) + self._bus_queries() + self._table_queries())
+        newest = COLUMN_CAP
+        found = self._read(self._status_queries(newest) + self._bus_queries(recent=False) + self._table_queries())
         by_state = self._by_state(found, newest)
         bus = _bus(found)
         data = {
@@ -173,15 +207,30 @@ class Views:
         return clipped(data)
 
     # -- one state's OUSs, paged
-    def state(self, state, page=1):
-        page = max(1, page)
-        newest = (PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        count, rows = self._by_state(self._read(self._status_queries(newest)), newest)[state]
-        pages = max(1, -(-count // PAGE_SIZE))
+    def state(self, state, older=None, newer=None):
+        """A page of STATE's OUSs, newest first: the newest, or those OLDER or NEWER than a bookmark.
+
+        The page's first and last rows' bookmarks are the links to the newer
+        and the older page (None where there is none). Delivered is read a page
+        at a time through its index; the live states, read whole anyway, are
+        paged in memory in the same order.
+        """
+        marked = older or newer
+        newest = PAGE_SIZE + 1 if state == DONE and not marked else None
+        queries = self._status_queries(newest)
+        if state == DONE and marked:   # (not cached: a bookmark may be any row of the history)
+            queries.append(("page", None, lambda: self._done_page(PAGE_SIZE + 1, older, newer)))
+        found = self._read(queries)
+        count, rows = self._by_state(found, newest)[state]
         if state != DONE:
-            page = min(page, pages)
-            rows = rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
-        return clipped({"state": state, "count": count, "page": page, "pages": pages, "ouss": rows})
+            rows = _live_page(rows, PAGE_SIZE + 1, older, newer)
+        elif marked:
+            rows = found["page"]
+        more = len(rows) > PAGE_SIZE   # one row more than a page: there is another page that way
+        rows = rows[1:] if newer and more else rows[:PAGE_SIZE]
+        return clipped({"state": state, "count": count, "ouss": rows,
+                        "newer": bookmark(rows[0]) if rows and (older or newer and more) else None,
+                        "older": bookmark(rows[-1]) if rows and (newer or more) else None})
 
     # -- the bus page
     def bus(self):
@@ -193,13 +242,39 @@ class Views:
 
     # -- documents refused for their shape (a peer with a bug, or a forger)
     def refused(self):
-        """Every refused document, counted per table, the first BUS_CAP listed. It reads
-        whole tables (msgq's live part only), so it is a page of its own, read when opened."""
-        found = shapes.refused(self.server)
-        totals = shapes.counts(found)
-        return clipped({"total": len(found), "by_table": [{"table": t, "count": totals.get(t, 0)}
-                                                          for t in tables.ALL],
-                        "rows": found[:BUS_CAP]})
+        """The refused documents: counted per table, the newest BUS_CAP listed.
+
+        Each table's list is kept in the table and brought up to date from its
+        changes feed (shapes.Refusals), for at most REFUSED_PATIENCE seconds a
+        look: a first look at a long history reads on in the background.
+        """
+        deadline = time.monotonic() + REFUSED_PATIENCE
+        looks = self.at_once(*[lambda t=t: shapes.Refusals(self.server, t).catch_up(deadline) for t in tables.ALL])
+        found = {t: kept for t, (kept, _) in zip(tables.ALL, looks)}
+        behind = [t for t, (_, up_to_date) in zip(tables.ALL, looks) if not up_to_date]
+        with self._lock:
+            for table in set(behind) - self._reading:
+                self._reading.add(table)
+                threading.Thread(target=self._read_on, args=(table,), daemon=True, name=f"refused-{table}").start()
+        newest = heapq.nlargest(BUS_CAP, ((when, n, {"table": t, "id": i, "reason": why, "found": when})
+                                          for t, kept in found.items()
+                                          for n, (i, why, when) in enumerate(kept["refused"])), key=lambda r: r[:2])
+        rows = [row for _, _, row in newest]
+        return clipped({"total": sum(len(kept["refused"]) for kept in found.values()),
+                        "capped": any(kept["capped"] for kept in found.values()), "behind": behind,
+                        "by_table": [{"table": t, "count": len(kept["refused"]), "capped": kept["capped"]}
+                                     for t, kept in found.items()],
+                        "rows": rows})
+
+    def _read_on(self, table):
+        """Bring TABLE's refused documents up to date, however long it takes (a first look at a long history)."""
+        try:
+            shapes.Refusals(self.server, table).catch_up()
+        except CouchError as exc:
+            log.warning("reading the refused documents of %s: %s", table, exc)
+        finally:
+            with self._lock:
+                self._reading.discard(table)
 
     # -- finding an OUS by (the start of) its UID
     def search(self, text):
@@ -276,6 +351,33 @@ class Views:
         return rows
 
 
+# -- paging
+def bookmark(row):
+    """Where a page starts or ends: the row's [timestamp, id] (its place in the pages' order)."""
+    return [row["timestamp"], row["id"]]
+
+
+def _ties_by_id(docs, reverse):
+    """DOCS (sorted by time) with the documents of one time sorted by id."""
+    return [d for _, same in itertools.groupby(docs, key=lambda d: d.get("timestamp"))
+            for d in sorted(same, key=lambda d: str(d.get("_id")), reverse=reverse)]
+
+
+def _live_order(row):
+    return str(row["timestamp"] or ""), str(row["id"])
+
+
+def _live_page(rows, limit, older=None, newer=None):
+    """LIMIT of ROWS (newest first): the first, or those OLDER or NEWER than a bookmark."""
+    if older:
+        mark = _live_order({"timestamp": older[0], "id": older[1]})
+        return [r for r in rows if _live_order(r) < mark][:limit]
+    if newer:
+        mark = _live_order({"timestamp": newer[0], "id": newer[1]})
+        return [r for r in rows if _live_order(r) > mark][-limit:]
+    return rows[:limit]
+
+
 # -- shaping helpers
 def ous_row(doc):
     flags = doc.get("flags") if isinstance(doc.get("flags"), dict) else {}
@@ -326,7 +428,7 @@ def _listing(messages):
 
 def _bus(found):
     """The bus panel from the bus queries' answers."""
-    unread, failed, claimed, recent = (found[k] for k in ("unread", "failed", "claimed", "recent"))
+    unread, failed, claimed, recent = (found.get(k, []) for k in ("unread", "failed", "claimed", "recent"))
     label_replies(unread + failed + claimed + recent)
     return {"total": found["messages"], "unread": _listing(unread), "failed": _listing(failed),
             "claimed": len(claimed[:SCAN_CAP]), "in_progress": _listing(claimed)["rows"], "recent": recent}
@@ -373,15 +475,15 @@ def newest_messages(db, limit):
 
 
 def count_docs(db, messages=False):
-    """Documents in DB, design documents (and, for msgq, groups) left out.
+    """Documents in DB, design documents (and, for msgq, groups) left out: one request.
 
-    _all_docs sorts ids by their raw bytes: message ids start with a digit
-    (their creation time), so every other msgq document sorts after ":".
+    _all_docs gives the table's total_rows whatever range it is asked for,
+    so one range of the others tells both. It sorts ids by their raw bytes:
+    message ids start with a digit (their creation time), so every other msgq
+    document sorts after ":".
     """
-    total = db.all_docs(limit=0)["total_rows"]
-    others = db.all_docs(startkey=":") if messages else \
-        db.all_docs(startkey="_design/", endkey="_design0")
-    return total - len(others["rows"])
+    others = db.all_docs(startkey=":") if messages else db.all_docs(startkey="_design/", endkey="_design0")
+    return others["total_rows"] - len(others["rows"])
 
 
 def _seconds(ts):

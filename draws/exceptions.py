@@ -19,6 +19,12 @@ class CouchError(DrawsError):
         super().__init__(message)
         self.status = status
 
+    @property
+    def transient(self):
+        """The server's trouble, not the request's (unreachable, overloaded, restarting):
+        the same request may well succeed a little later."""
+        return isinstance(self, Unavailable) or (self.status or 0) >= 500
+
 
 class NotFound(CouchError):
     """The document or database does not exist."""

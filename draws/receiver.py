@@ -12,7 +12,9 @@ Delivery is push-driven and exactly-once:
   the lease runs out and another receiver (or the restarted one) takes the
   message again. After ``MAX_ATTEMPTS`` such deaths it is marked failed;
 * a handler that raises marks the message ``failed`` with the reason; it
-  stays in ``msgq`` for people to see and is not retried;
+  stays in ``msgq`` for people to see and is not retried, unless what it met
+  was CouchDB's own trouble (unreachable, a 5xx such as Apache CouchDB's 500
+  ``timeout`` under load): then it runs again a little later, a few times at most;
 * a handler that cannot go on yet (files still on their way) raises
   :class:`Defer`: the message is handed back, unconsumed, with the time
   (``retryAt``) before which no receiver takes it again, and the handler's
@@ -47,6 +49,8 @@ LEASE_SECONDS = 30.0
 RESCAN_SECONDS = 60.0
 MAX_ATTEMPTS = 5
 RESCAN_AFTER_ERROR = 5.0   # seconds before a failed scan is tried again
+SERVER_TROUBLE_DELAY = 5.0   # a handler that met CouchDB's trouble runs again after this,
+SERVER_TROUBLE_RETRIES = 6   # ... this many times at most; then its error stands
 
 
 class Defer(Exception):
@@ -305,7 +309,7 @@ class Receiver:
         error = deferred = later = None
         message = Message.from_doc(job.doc)
         try:
-            self.handler(message)
+            self._handle(job, message)
         except Defer as exc:
             deferred = exc
             log.info("deferred message %s on %s for %g s: %s", job.doc["_id"], job.doc["selector"],
@@ -332,6 +336,20 @@ class Receiver:
                 log.exception("could not write the outcome of message %s", job.doc["_id"])
             finally:
                 self._events.put(("done", job.doc["_id"], later))
+
+    def _handle(self, job, message):
+        """Run the handler; again, a little later, while what it meets is CouchDB's own
+        trouble (not the message's fault). Handlers are safe to run again: a lease
+        taken over runs them again too."""
+        for retry in range(SERVER_TROUBLE_RETRIES + 1):
+            try:
+                return self.handler(message)
+            except CouchError as exc:
+                if not exc.transient or retry == SERVER_TROUBLE_RETRIES:
+                    raise
+                log.warning("message %s on %s met CouchDB's trouble (%s): trying again in %g s",
+                            job.doc["_id"], job.doc["selector"], exc, SERVER_TROUBLE_DELAY)
+                time.sleep(SERVER_TROUBLE_DELAY)
 
     def _keep_lease(self, job):
         while not job.finished.wait(self.lease / 3):

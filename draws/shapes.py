@@ -4,7 +4,7 @@ Every table is replicated between sites, so any document may come from a
 peer with a bug, or from someone who should not write at all. A reader asks
 :func:`check` before it acts on a document: one that does not have its
 table's shape is *refused*, never acted on, and said in the reader's log
-once. :func:`refused` lists the refused documents of a server's tables, for
+once. :class:`Refusals` keeps the list of a table's refused documents, for
 a person to see (the dashboard's "refused documents").
 
 The original mockup's forms (contract §9) are shapes too: ids with ``_`` or
@@ -22,12 +22,14 @@ import binascii
 import logging
 import re
 import threading
+import time
 
 from . import tables
 from .config import LOCATIONS
-from .exceptions import InvalidRequest
+from .exceptions import Conflict, InvalidRequest, NotFound
 from .ous import EXECUTIVE_FLAG, STATES, SUBSTATE_RE, check_progid, check_uid, encode_uid, show
 from .products import check_name, check_timestamp, product_names
+from .timestamps import timestamp
 
 log = logging.getLogger("draws.shapes")
 
@@ -230,38 +232,81 @@ def well_formed(table, docs):
     return [d for d in docs if check(table, d) is None]
 
 
-def refused(server, names=tables.ALL, page=1000):
-    """Every refused document of the tables NAMES on SERVER: dicts with table, id, reason.
+def refusal(table, doc):
+    """Why DOC, read from TABLE, is listed as refused; None when it is not.
 
-    msgq, the one big table, is not read in full: its unconsumed messages
-    are, and those a receiver refused (marked failed with the reason).
+    In msgq that is also a message a receiver refused (marked failed with the
+    reason); a message handled and done is nobody's concern any more.
     """
-    found, seen = [], set()
+    if not isinstance(doc, dict) or not is_data(doc):
+        return None
+    if table == tables.MSGQ and doc.get("consumed") is True and doc.get("status") != "failed":
+        return None
+    why = reason(table, doc)
+    if why is None and table == tables.MSGQ and str(doc.get("error", "")).startswith(REFUSED):
+        why = doc["error"][len(REFUSED):]
+    return why
+
+
+class Refusals:
+    """The refused documents of one table, kept in a ``_local`` document of it (never replicated:
+    each server lists its own) and brought up to date from the table's changes feed.
+
+    So a look reads what changed since the last one, never the table whole:
+    the first look at a long history reads it once, in batches, each saved
+    as it is read (a look cut short goes on from there next time). At most
+    KEPT are listed, the newest found last; beyond, the list says it is capped.
+    """
+
+    LIST_ID = "_local/draws-refused"
+    KEPT = 5000
+    BATCH = 500
+    REASON_CAP = 300   # characters of one reason kept
+
+    def __init__(self, server, table):
+        self.db = server.db(table)
+        self.table = table
+
+    def read(self):
+        """{"since": the last change read, "refused": [[id, reason, when found], ...] oldest first, "capped": bool}."""
+        try:
+            kept = self.db.get(self.LIST_ID)
+        except NotFound:
+            kept = {}
+        return {"_id": self.LIST_ID, "since": 0, "refused": [], "capped": False} | kept
+
+    def catch_up(self, deadline=None):
+        """Read the changes since the list's, saving it after each batch; (the list as read,
+        True once it is up to date or False when the monotonic DEADLINE came first)."""
+        kept = self.read()
+        while True:
+            answer = self.db.changes(kept["since"], limit=self.BATCH)
+            found = {doc_id: rest for doc_id, *rest in kept["refused"]}
+            for change in answer["results"]:
+                found.pop(change["id"], None)   # refused again: now the newest found
+                why = None if change.get("deleted") else refusal(self.table, change.get("doc"))
+                if why is not None:
+                    found[change["id"]] = [why[:self.REASON_CAP], timestamp()]
+            if answer["results"]:
+                kept.update(since=answer["last_seq"], refused=[[i, *rest] for i, rest in found.items()][-self.KEPT:],
+                            capped=kept["capped"] or len(found) > self.KEPT)
+                try:
+                    self.db.put(kept)
+                except Conflict:   # another reader saved it meanwhile: go on from theirs
+                    kept = self.read()
+            if len(answer["results"]) < self.BATCH:
+                return kept, True
+            if deadline is not None and time.monotonic() > deadline:
+                return kept, False
+
+
+def refused(server, names=tables.ALL):
+    """Every refused document of the tables NAMES on SERVER, newest found first: dicts with table, id, reason."""
+    found = []
     for table in names:
-        for doc in _documents(server.db(table), table, page):
-            if (table, doc["_id"]) in seen:
-                continue
-            seen.add((table, doc["_id"]))
-            why = reason(table, doc) if is_data(doc) else None
-            if why is None and table == tables.MSGQ and str(doc.get("error", "")).startswith(REFUSED):
-                why = doc["error"][len(REFUSED):]
-            if why is not None:
-                found.append({"table": table, "id": doc["_id"], "reason": why})
+        kept, _ = Refusals(server, table).catch_up()
+        found += [{"table": table, "id": i, "reason": why} for i, why, _ in reversed(kept["refused"])]
     return found
-
-
-def _documents(db, table, page):
-    if table == tables.MSGQ:
-        yield from db.find({"consumed": False})
-        yield from db.find({"status": "failed"})
-        return
-    start = {}
-    while True:
-        rows = db.all_docs(include_docs="true", limit=page, **start)["rows"]
-        yield from (row["doc"] for row in rows if row.get("doc"))
-        if len(rows) < page:
-            return
-        start = {"startkey": rows[-1]["id"], "skip": 1}
 
 
 def counts(refusals):

@@ -106,6 +106,34 @@ def test_a_failing_handler_marks_the_message_failed_and_goes_on(bus, server):
     assert "ValueError: cannot digest this" in doc["error"]
 
 
+def test_a_handler_meeting_the_servers_trouble_runs_again_and_a_bad_request_fails(bus, server, monkeypatch):
+    from draws import receiver as receiving
+    from draws.exceptions import CouchError
+    monkeypatch.setattr(receiving, "SERVER_TROUBLE_DELAY", 0.2)
+    calls = []
+
+    def handle(message):
+        calls.append(message.body)
+        if message.body == "overloaded" and calls.count("overloaded") < 3:
+            # What Apache CouchDB answers a query it could not finish in time under load.
+            raise CouchError("POST /status-entities/_find: 500 timeout: The request could not be "
+                             "processed in a reasonable amount of time.", 500)
+        if message.body == "malformed":
+            raise CouchError("POST /status-entities/_find: 400 bad_request: invalid selector", 400)
+    receiver = Receiver(bus, "busy", handle).start()
+    try:
+        (overloaded,) = bus.send("busy", "overloaded")
+        (malformed,) = bus.send("busy", "malformed")
+        msgq = server.db("msgq")
+        wait_for(lambda: msgq.get(overloaded).get("status") == "done", what="the overloaded one done")
+        wait_for(lambda: msgq.get(malformed).get("status") == "failed", what="the malformed one failed")
+    finally:
+        receiver.stop()
+    assert calls.count("overloaded") == 3 and calls.count("malformed") == 1
+    assert msgq.get(overloaded)["attempts"] == 1 and "error" not in msgq.get(overloaded)
+    assert "400 bad_request" in msgq.get(malformed)["error"]
+
+
 def test_a_message_written_by_another_program_is_delivered(bus, server):
     seen, handle = collector()
     receiver = Receiver(bus, "handmade", handle).start()

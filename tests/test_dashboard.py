@@ -1,19 +1,20 @@
 """The dashboard through Flask's test client, against the real PouchDB Server."""
 
 import base64
+import json
+import re
 import statistics
 import threading
 import time
 
 import pytest
 
-from dashboard import create_app
-from draws import archive, products, tables
+from dashboard import create_app, views as dashboard_views
+from draws import archive, products, shapes, tables
 from draws.actors.cleaner import clear_all
 from draws.archive import Delivery, Metadata, Ngas, Reports
-from draws.couch import safe_url
 from draws.bus import Bus
-from draws.couch import Server
+from draws.couch import Database, Server, safe_url
 from draws.history import populate_scale
 from draws.timestamps import timestamp
 from draws.exceptions import InvalidRequest
@@ -188,16 +189,7 @@ def test_ouss_that_wait_for_a_person_are_marked(client, server):
     assert "waiting for a person" in html_of(client.get("/state/ProcessingProblem"))
 
 
-def test_state_page_is_paged(client, server):
-    status = StatusTable(server)
-    for i in range(55):
-        status.reset(PROGID, f"uid://X1/X2/X{i}")
-    first = client.get("/api/state/ReadyForProcessing").get_json()
-    second = client.get("/api/state/ReadyForProcessing?page=2").get_json()
-    assert (first["count"], first["pages"], len(first["ouss"]), len(second["ouss"])) == (55, 2, 50, 5)
-    assert {o["uid"] for o in first["ouss"]}.isdisjoint(o["uid"] for o in second["ouss"])
-    html = html_of(client.get("/state/ReadyForProcessing?page=2"))
-    assert "page 2 of 2" in html and "← newer" in html
+def test_an_unknown_state_has_no_page(client, server):
     assert client.get("/state/NoSuchState").status_code == 404
 
 
@@ -456,20 +448,64 @@ def test_the_login_is_couchdbs_when_its_url_has_credentials(couch_url):
 
 # -- an archive's worth of OUSs (issue 17): the newest of what is done, paged, and a search
 
-def delivered_history(server, n):
-    """N Delivered OUSs, one a second apart (the newest last), written at once."""
+def ouss_in(server, state, n, prefix="Xd"):
+    """N OUSs in STATE, written at once, three at each time (ties: the pages order them by id);
+    their UIDs newest first, as the pages list them."""
     docs = []
     for i in range(n):
-        uid, ts = f"uid://X9/X{i // 100}/Xd{i}", f"2025-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000"
-        docs.append({"_id": encode_uid(uid), "entityId": uid, "progID": PROGID, "state": "Delivered",
+        uid, t = f"uid://X9/X{i // 100}/{prefix}{i}", i // 3
+        ts = f"2025-01-01T{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}.000"
+        docs.append({"_id": encode_uid(uid), "entityId": uid, "progID": PROGID, "state": state,
                      "substate": None, "flags": {}, "timestamp": ts,
-                     "history": [{"state": "Delivered", "substate": None, "timestamp": ts}]})
+                     "history": [{"state": state, "substate": None, "timestamp": ts}]})
     server.db(tables.STATUS).bulk(docs)
-    return [d["entityId"] for d in reversed(docs)]   # newest first
+    return [d["entityId"] for d in sorted(docs, key=lambda d: (d["timestamp"], d["_id"]), reverse=True)]
 
 
-def test_delivered_shows_its_newest_and_pages_the_rest(client, server):
-    newest_first = delivered_history(server, 120)
+def every_page(client, state):
+    """The UIDs of STATE's pages, followed older from the first, then newer back from the last."""
+    older, newer, marks = [], [], []
+    page = client.get(f"/api/state/{state}").get_json()
+    assert page["newer"] is None
+    while True:
+        older.append([o["uid"] for o in page["ouss"]])
+        if not page["older"]:
+            break
+        marks.append(page["older"])
+        page = client.get(f"/api/state/{state}", query_string={"older": json.dumps(page["older"])}).get_json()
+    while page["newer"]:
+        page = client.get(f"/api/state/{state}", query_string={"newer": json.dumps(page["newer"])}).get_json()
+        newer.insert(0, [o["uid"] for o in page["ouss"]])
+    return older, newer + [older[-1]]
+
+
+@pytest.mark.parametrize("state", ["Delivered", "ReadyForProcessing"])
+def test_pages_follow_bookmarks_newest_first_without_gap_or_duplicate(client, server, state):
+    """Delivered, which grows with the history, is paged through its index (a bookmark, never a skip);
+    a live state, read whole, is paged the same way."""
+    newest_first = ouss_in(server, state, 125)
+    older, newer = every_page(client, state)
+    assert [len(p) for p in older] == [50, 50, 25]
+    assert [uid for p in older for uid in p] == newest_first   # no gap, no duplicate, newest first
+    assert newer == older   # back from the last page: the same pages
+    assert client.get(f"/api/state/{state}").get_json()["count"] == 125
+
+    html = html_of(client.get(f"/state/{state}"))
+    assert "older →" in html and "← newer" not in html
+    second = re.search(r'href="([^"]*older=[^"]*)">older', html).group(1).replace("&amp;", "&")
+    html = html_of(client.get(second))
+    assert newest_first[50] in html and newest_first[49] not in html and "← newer" in html and "older →" in html
+
+
+def test_a_bookmark_that_is_not_one_is_refused_plainly(client, server):
+    for query in ({"older": "3"}, {"older": "[1, 2]"}, {"newer": "not json"},
+                  {"older": '["t", "x"]', "newer": '["t", "x"]'}):
+        page = client.get("/api/state/Delivered", query_string=query)
+        assert page.status_code == 400, query
+
+
+def test_delivered_shows_its_newest_and_counts_every_state(client, server):
+    newest_first = ouss_in(server, "Delivered", 120)
     status = StatusTable(server)
     status.reset(PROGID, UID, "PipelineImaging")
     status.reset(PROGID, "uid://X1/X1/Xc1", "PipelineImaging")
@@ -481,13 +517,6 @@ def test_delivered_shows_its_newest_and_pages_the_rest(client, server):
     [done] = [c for c in data["columns"] if c["state"] == "Delivered"]
     assert [o["uid"] for o in done["ouss"]] == newest_first[:8]
     assert "all 120 →" in html_of(client.get("/"))
-
-    pages = [client.get(f"/api/state/Delivered?page={n}").get_json() for n in (1, 2, 3)]
-    assert [(p["count"], p["pages"], p["page"], len(p["ouss"])) for p in pages] == [
-        (120, 3, 1, 50), (120, 3, 2, 50), (120, 3, 3, 20)]
-    assert [o["uid"] for p in pages for o in p["ouss"]] == newest_first
-    html = html_of(client.get("/state/Delivered?page=3"))
-    assert "page 3 of 3" in html and "← newer" in html and "older →" not in html
     assert client.get("/api/state/Processing").get_json()["ouss"][0]["uid"] == "uid://X1/X1/Xc1"
 
 
@@ -508,6 +537,14 @@ def test_an_ous_is_found_by_the_start_of_its_uid(client, server):
     assert "no OUS has a UID starting so" in html_of(client.get("/search?q=uid://X7"))
 
 
+def refused_read(client):
+    """/api/refused once every table's changes are read (a test before may leave many)."""
+    def read():
+        data = client.get("/api/refused").get_json()
+        return None if data["behind"] else data
+    return wait_for(read, 120, what="the refused documents read")
+
+
 def test_refused_documents_are_listed_with_counts_and_why(client, server):
     StatusTable(server).reset(PROGID, "uid://X1/X1/Xb0", "PipelineImaging")   # well formed: never listed
     server.db(tables.STATUS).put({"_id": "uid___X1_X1_Xf1", "entityId": "uid://X1/X1/Xf2",
@@ -518,6 +555,7 @@ def test_refused_documents_are_listed_with_counts_and_why(client, server):
     server.db(tables.MSGQ).put({"_id": "2018-07-24T09_49_20.902-" + "a" * 32, "selector": "xtss",
                                 "consumed": False, "attempts": "<b>1</b>", "body": {},
                                 "creationTimestamp": RUN})
+    refused_read(client)
     page = client.get("/refused")
     html = html_of(page)
     assert page.status_code == 200
@@ -529,3 +567,65 @@ def test_refused_documents_are_listed_with_counts_and_why(client, server):
     assert data["total"] == 3, [(r["table"], r["id"]) for r in data["rows"]]
     assert counts[tables.STATUS] == 1 and counts[tables.DELIVERY] == 1 and counts[tables.MSGQ] == 1
     assert all(r["reason"] for r in data["rows"])
+
+
+def test_the_refused_page_lists_the_newest_and_counts_every_one(client, server):
+    """Each table's refused documents are kept up to date from its changes feed: a look reads
+    what changed since the last one (a fixed or deleted document leaves the list), never the table."""
+    delivery = server.db(tables.DELIVERY)
+    delivery.bulk([{"_id": f"uid___X1_X1_Xf{i}", "ousUID": f"uid://X1/X1/Xf{i}", "dataProducts": 5,
+                    "complete": True, "progID": PROGID, "timestamp": RUN} for i in range(130)])
+    data = refused_read(client)
+    assert (data["total"], len(data["rows"]), data["behind"]) == (130, 100, [])
+    assert {t["table"]: t["count"] for t in data["by_table"]}[tables.DELIVERY] == 130
+
+    fixed = dict(delivery.get("uid___X1_X1_Xf0"), dataProducts=[])
+    delivery.put(fixed)
+    gone = delivery.get("uid___X1_X1_Xf1")
+    delivery.delete(gone["_id"], gone["_rev"])
+    server.db(tables.STATUS).put({"_id": "uid___X1_X1_Xf9", "entityId": "uid://X1/X1/Xf2", "state": "Processing"})
+    since = server.db(tables.DELIVERY).get(shapes.Refusals.LIST_ID)["since"]
+    data = refused_read(client)
+    assert data["total"] == 129
+    assert data["rows"][0]["id"] == "uid___X1_X1_Xf9"   # the newest found first
+    assert not {"uid___X1_X1_Xf0", "uid___X1_X1_Xf1"} & {r["id"] for r in data["rows"]}
+    assert server.db(tables.DELIVERY).get(shapes.Refusals.LIST_ID)["since"] != since
+    html = html_of(client.get("/refused"))
+    assert "newest 100 of 129" in html and "uid___X1_X1_Xf9" in html
+
+
+def test_every_query_of_every_page_reads_through_an_index(client, server, monkeypatch):
+    """No page or API scans a table whose size grows with the history (issue 17): every Mango
+    query they ask is explained by the server itself, which names the index it reads (the
+    others are by id: a document, an _all_docs range, the changes since a sequence)."""
+    delivered_ous(server)
+    ouss_in(server, "Delivered", 60)
+    asked = []
+    find = Database.find
+
+    def recorded(db, selector, sort=None, limit=None, fields=None, skip=None):
+        asked.append((db.name, {"selector": selector, **({"sort": sort} if sort else {}),
+                                **({"limit": limit} if limit else {}), **({"skip": skip} if skip else {})}))
+        return find(db, selector, sort, limit, fields, skip)
+    monkeypatch.setattr(Database, "find", recorded)
+    older = client.get("/api/state/Delivered").get_json()["older"]
+    for path in ("/", "/api/overview", "/bus", "/api/bus", f"/ous/{UID}", f"/api/ous/{UID}",
+                 "/state/Processing", "/state/Delivered", "/refused", "/api/refused", "/search?q=uid://X1"):
+        assert client.get(path).status_code == 200, path
+    for way in ("older", "newer"):
+        assert client.get("/state/Delivered", query_string={way: json.dumps(older)}).status_code == 200
+    assert {name for name, _ in asked} == {tables.STATUS, tables.MSGQ, tables.REPORTS, tables.METADATA,
+                                           tables.DELIVERY, tables.NGAS}
+    for name, query in asked:
+        explained = server.request("POST", f"{name}/_explain", body=query)
+        assert explained["index"]["name"] != "_all_docs", (name, query)   # a table scan
+        assert explained["index"]["type"] == "json", (name, query, explained["index"])
+
+
+def test_a_first_look_at_a_long_history_reads_on_in_the_background(client, server, monkeypatch):
+    monkeypatch.setattr(dashboard_views, "REFUSED_PATIENCE", 0)   # each look reads one batch, then hands over
+    server.db(tables.DELIVERY).bulk([{"_id": f"uid___X1_X1_Xf{i}", "ousUID": f"uid://X1/X1/Xf{i}", "dataProducts": 5}
+                                     for i in range(shapes.Refusals.BATCH + 100)])
+    assert "Still reading the history of delivery-status" in html_of(client.get("/refused"))
+    wait_for(lambda: not client.get("/api/refused").get_json()["behind"], 60, what="the history read")
+    assert client.get("/api/refused").get_json()["total"] == shapes.Refusals.BATCH + 100

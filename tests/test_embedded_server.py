@@ -65,6 +65,11 @@ CASES = [
 ]
 
 
+# One site (database) for the whole file: its tests run in one worker, in turn
+# (`make test` runs tests in two workers; see the Makefile).
+pytestmark = pytest.mark.xdist_group("test_embedded_server")
+
+
 @pytest.fixture(scope="module")
 def db(couch_url):
     database = Server(couch_url, max_wait=30).db("selectors-test")

@@ -112,6 +112,11 @@ class HostileSite(Fleet):
         return [name for name, actor in self.procs.items() if not actor.alive()]
 
 
+# One site (database) for the whole file: its tests run in one worker, in turn
+# (`make test` runs tests in two workers; see the Makefile).
+pytestmark = pytest.mark.xdist_group("test_hostile")
+
+
 @pytest.fixture(scope="module")
 def site(couch_url, tmp_path_factory):
     s = HostileSite(tmp_path_factory.mktemp("hostile"), couch_url)

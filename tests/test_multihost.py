@@ -22,6 +22,7 @@ import pytest
 
 from draws import products, tables
 from draws.couch import Server, safe_url
+from draws.messages import process_selector
 from draws.ous import EXECUTIVE_FLAG, StatusTable
 from support import ADMIN, Actors, free_port, server_url, start_server, wait_for
 
@@ -204,15 +205,16 @@ def test_replication_cut_mid_life_cycle(hosts, sshd):
     arc = hosts("arc", f"{NET}.3", "EU")
     replication("setup", jao, arc)
     start_jao(jao, [arc], rsh=sshd, dra=False)
-    start_arc(arc)
     uids = [f"uid://X1/X1/Xc{i}" for i in range(3)]
     for uid in uids:
         launch(jao, uid, "PipelineCalibration", "EU")
-    wait_for(lambda: arc.unconsumed() or any(arc.state(u) == "Processing" for u in uids),
-             what="work reaching the ARC")
+    wait_for(lambda: len([m for m in arc.unconsumed() if m["selector"] == process_selector("EU")]) == 3,
+             what="the three requests reaching the ARC")
     replication("teardown", jao, arc)                                # cut the link
+    start_arc(arc)                                                   # the ARC works on, cut off
+    wait_for(lambda: "running the Pipeline" in arc.actors.logs(), what="a Pipeline running at the ARC")
     time.sleep(8)
-    assert all(jao.state(u) != "Delivered" for u in uids)
+    assert all(jao.state(u) == "Processing" for u in uids)   # its results cannot reach JAO
     replication("setup", jao, arc)                                   # and restore it
     for uid in uids:
         wait_for(lambda: jao.state(uid) == "Delivered", timeout=240, what=f"{uid} Delivered")

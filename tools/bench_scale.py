@@ -10,12 +10,14 @@ size (kept by the retention). Writes docs/bench-scale.png and its section
 of BENCHMARKS.md after each point, so a run cut short keeps what it measured.
 """
 
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 
@@ -31,7 +33,10 @@ from draws.xtss import XtssClient  # noqa: E402
 
 BEGIN, END = "<!-- scale -->", "<!-- /scale -->"
 WAITING = "ProcessingProblem"   # no actor moves an OUS out of it: the 10 found stay there
-PAGES = {"overview": "/", "OUS page": "/ous/{}", "bus page": "/bus"}
+# A Delivered page after a bookmark reads one range of the state-time index, as deep as any
+# page: this bookmark (after every time there is) starts at the newest.
+PAGES = {"overview": "/", "OUS page": "/ous/{}", "bus page": "/bus",
+         "Delivered page by bookmark": "/state/Delivered?older=" + quote(json.dumps(["9999", ""]))}
 
 
 def timed_ms(fn, repeats, patience=600):
@@ -160,7 +165,7 @@ def plot(points):
     except ImportError:
         return
     series = TIMES + OTHERS
-    fig, axes = plt.subplots(4, 3, figsize=(13, 12))
+    fig, axes = plt.subplots(5, 3, figsize=(13, 15))
     ns = [p["n"] for p in points]
     for ax, (name, get) in zip(axes.flat, series):
         ax.plot(ns, [get(p) for p in points], marker="o")
