@@ -43,10 +43,11 @@ class Ngas:
     def __init__(self, server):
         self.db = server.db(tables.NGAS)
 
-    def archive(self, name, content, content_type="application/octet-stream"):
-        """Store CONTENT as NAME; a file already stored with the same bytes is left alone."""
+    def archive(self, name, content, content_type="application/octet-stream", earlier=None):
+        """Store CONTENT as NAME; a file already stored with the same bytes is left alone.
+        EARLIER (ids.get_old_many, for many files at once) saves a look for an old id."""
         digest = checksum(content)
-        old = ids.get_old(self.db, name)
+        old = ids.get_old(self.db, name, earlier)
         if old is not None and self.checksum_of(old) == digest:
             return old
         doc = {"_id": ids.doc_id(name), "writeTimestamp": timestamp(), "size": len(content),
@@ -64,9 +65,10 @@ class Ngas:
         except Conflict:  # stored meanwhile by another writer: same name, same product
             return self.db.get(doc["_id"])
 
-    def archive_file(self, path):
+    def archive_file(self, path, earlier=None):
         return self.archive(path.name, path.read_bytes(),
-                            "application/zip" if path.suffix == ".zip" else "application/octet-stream")
+                            "application/zip" if path.suffix == ".zip" else "application/octet-stream",
+                            earlier)
 
     def get(self, name):
         """The document of file NAME under either form of its id; None if there is none
@@ -134,8 +136,9 @@ class Metadata:
     def __init__(self, server):
         self.db = server.db(tables.METADATA)
 
-    def record(self, name, progid, ous_uid, run_timestamp):
-        stored = ids.get_old(self.db, name)
+    def record(self, name, progid, ous_uid, run_timestamp, earlier=None):
+        """Record product NAME; EARLIER as for Ngas.archive."""
+        stored = ids.get_old(self.db, name, earlier)
         if stored is not None:
             return stored   # recorded by an earlier version
         doc = {"_id": ids.doc_id(name), "progID": progid, "ousUID": ous_uid, "timestamp": run_timestamp}

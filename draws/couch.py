@@ -252,6 +252,15 @@ class Database:
         except NotFound:
             return None
 
+    def get_many(self, doc_ids):
+        """{id: document} of those of DOC_IDS that exist, in one request (missing and
+        deleted ones are left out)."""
+        if not doc_ids:
+            return {}
+        rows = self._req("POST", "_all_docs", params={"include_docs": "true"},
+                         body={"keys": list(doc_ids)})["rows"]
+        return {r["id"]: r["doc"] for r in rows if r.get("doc")}
+
     def put(self, doc):
         """Create or update DOC (with _id, and _rev when updating); sets its new _rev."""
         res = self._req("PUT", doc_path(doc["_id"]), body=doc)

@@ -24,7 +24,18 @@ def get(db, key):
     return doc if doc is not None else get_old(db, key)
 
 
-def get_old(db, key):
-    """The document an earlier version stored for KEY under its old id, or None."""
+def get_old(db, key, known=None):
+    """The document an earlier version stored for KEY under its old id, or None.
+    KNOWN, from get_old_many, answers without a request when it covers KEY."""
+    if known is not None and key in known:
+        return known[key]
     old = old_id(key)
     return db.get_or_none(old) if old else None
+
+
+def get_old_many(db, keys):
+    """{key: document an earlier version stored for it under its old id, or None}
+    for every one of KEYS, in one request (a writer of many documents at once)."""
+    olds = {key: old_id(key) for key in keys}
+    found = db.get_many({old for old in olds.values() if old})
+    return {key: found.get(old) for key, old in olds.items()}

@@ -117,11 +117,13 @@ class Reconciler:
                 done.append((uid, "sent"))
             else:   # its writer sent them, then stopped (or was slow) before saying so
                 log.debug("%s: the messages of its step %s were sent already", uid, box["step"])
-        for state in ("Processing", "DeliveryInProgress"):
-            for doc in self.status.find(state):
-                reason = self._request_gone(doc)
-                if reason:
-                    done += self._move(doc, "ProcessingProblem", reason)
+        owned = self.status.find("Processing") + self.status.find("DeliveryInProgress")
+        # Their requests in one read, not one each: many OUSs may wait for a Pipeline slot.
+        requests = self.msgq.get_many({(d.get("owner") or {}).get("message") for d in owned} - {None})
+        for doc in owned:
+            reason = self._request_gone(doc, requests)
+            if reason:
+                done += self._move(doc, "ProcessingProblem", reason)
         for doc in self.status.find("Reviewing"):
             owner = doc.get("owner") or {}
             if owner.get("until") and parse_timestamp(owner["until"]) < time.time():
@@ -130,8 +132,9 @@ class Reconciler:
                                    f"{owner['until']}): ready for review again")
         return done
 
-    def _request_gone(self, doc):
-        """Why DOC's request can no longer move it on, or None while it may."""
+    def _request_gone(self, doc, requests):
+        """Why DOC's request can no longer move it on, or None while it may (REQUESTS:
+        the msgq documents by id, read once this round)."""
         owner = doc.get("owner") or {}
         mid = owner.get("message")
         if not mid or doc.get("substate") == "ProductsIngested":
@@ -139,7 +142,7 @@ class Reconciler:
         box = doc.get("outbox") or {}
         if box.get("messages") and not box.get("sent"):
             return None   # not sent yet: the round's first part sends it
-        message = self.msgq.get_or_none(mid)
+        message = requests.get(mid)
         if message is None:
             return f"its {owner.get('selector')} request {mid} is gone from msgq"
         if not message.get("consumed") or message.get("status") == "claimed":

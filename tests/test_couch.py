@@ -31,6 +31,17 @@ def test_documents_keep_their_fields_and_errors_are_typed(server):
     db.delete("x-1", doc["_rev"])
 
 
+def test_get_many_reads_the_documents_there_in_one_request(server):
+    db = server.db("msgq")
+    db.put({"_id": "many-1", "n": 1})
+    gone = db.put({"_id": "many-2", "n": 2})
+    db.delete("many-2", gone["_rev"])
+    found = db.get_many(["many-1", "many-2", "many-3"])
+    assert list(found) == ["many-1"] and found["many-1"]["n"] == 1
+    assert db.get_many([]) == {}
+    db.delete("many-1", found["many-1"]["_rev"])
+
+
 def test_update_retries_on_conflict(server):
     db = server.db("msgq")
     db.put({"_id": "counter", "n": 0})

@@ -1,5 +1,7 @@
 """Product Ingestor: NGAS, metadata, delivery status; idempotent; waits for late products."""
 
+import base64
+
 from draws.archive import Delivery, Metadata, Ngas, checksum
 from draws.bus import Bus
 from draws.feed import Feed
@@ -76,6 +78,31 @@ def test_ingests_once_even_when_told_twice(server, actors, env, tmp_path):
     delivery = Delivery(server).get(uid)
     assert delivery["complete"] is True and delivery["dataProducts"] == sorted(contents)
     assert delivery["progID"] == PROG
+
+
+def test_products_an_earlier_version_stored_are_not_stored_twice(server, actors, tmp_path):
+    """Ids with ':' (as this project wrote them before), looked up for all products at once."""
+    uid = "uid://X1/X1/Xb9"
+    verified(server, uid)
+    contents = make_products(tmp_path / "jao-cache", uid)
+    earlier = sorted(contents)[:2]
+    for name in earlier:
+        assert ":" in name
+        Ngas(server).db.put({"_id": name, "writeTimestamp": RUN, "size": len(contents[name]),
+                             "checksum": checksum(contents[name]), "_attachments": {"content": {
+                                 "content_type": "application/octet-stream",
+                                 "data": base64.b64encode(contents[name]).decode()}}})
+        Metadata(server).db.put({"_id": name, "progID": PROG, "ousUID": uid, "timestamp": RUN})
+    actors.start("xtss.py")
+    actors.start("product-ingestor.py")
+    mid = ingest(Bus(server, "test"), uid)
+    wait_for(lambda: handled(server, mid), 30, what="the ingest message handled")
+    assert server.db("msgq").get(mid)["status"] == "done"
+    stored = sorted(earlier + [doc_id(name) for name in sorted(contents)[2:]])
+    assert sorted(server.db("ngas").ids()) == stored
+    assert sorted(server.db("products-metadata").ids()) == stored
+    assert all(Ngas(server).content(name) == content for name, content in contents.items())
+    assert Delivery(server).get(uid)["complete"] is True
 
 
 def test_several_ouss_at_once_and_the_delivery_grows(server, actors, tmp_path):

@@ -16,7 +16,7 @@ in ProcessingProblem with the reason.
 import time
 from pathlib import Path
 
-from .. import messages
+from .. import ids, messages
 from ..archive import Delivery, Metadata, Ngas
 from ..cache import within
 from ..exceptions import DrawsError, InvalidRequest
@@ -73,10 +73,12 @@ class Ingestor:
         known = self.delivery.get(uid)
         if known is None or not set(known.get("dataProducts", ())) <= set(names):
             self.delivery.start(progid, uid)   # a first delivery, or one of an older run
+        # Files and records an earlier version stored under old ids: one look per table.
+        archived, recorded = (ids.get_old_many(table.db, names) for table in (self.ngas, self.metadata))
         for name in names:
             self.ctx.settings.pause(PRODUCT_DELAY)
-            self.ngas.archive_file(self._product(folder, name))
-            self.metadata.record(name, progid, uid, run)
+            self.ngas.archive_file(self._product(folder, name), archived)
+            self.metadata.record(name, progid, uid, run, recorded)
             self.delivery.add(uid, name)
         self.delivery.complete(uid)
         self._substate(uid, "ProductsIngested")
