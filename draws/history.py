@@ -114,6 +114,9 @@ class _Table(Database):
         self.written.append(doc)
         return doc
 
+    def get_many(self, doc_ids):
+        return {i: self.docs[i] for i in doc_ids if i in self.docs}
+
     def bulk(self, docs):
         return [{"ok": True, "id": self.put(d)["_id"]} for d in docs]
 
