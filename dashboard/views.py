@@ -363,18 +363,20 @@ def _ties_by_id(docs, reverse):
             for d in sorted(same, key=lambda d: str(d.get("_id")), reverse=reverse)]
 
 
+def _order(timestamp, ous_id):
+    return str(timestamp or ""), str(ous_id)
+
+
 def _live_order(row):
-    return str(row["timestamp"] or ""), str(row["id"])
+    return _order(row["timestamp"], row["id"])
 
 
 def _live_page(rows, limit, older=None, newer=None):
     """LIMIT of ROWS (newest first): the first, or those OLDER or NEWER than a bookmark."""
     if older:
-        mark = _live_order({"timestamp": older[0], "id": older[1]})
-        return [r for r in rows if _live_order(r) < mark][:limit]
+        return [r for r in rows if _live_order(r) < _order(*older)][:limit]
     if newer:
-        mark = _live_order({"timestamp": newer[0], "id": newer[1]})
-        return [r for r in rows if _live_order(r) > mark][-limit:]
+        return [r for r in rows if _live_order(r) > _order(*newer)][-limit:]
     return rows[:limit]
 
 
